@@ -1,0 +1,16 @@
+"""All routers under ``/api``."""
+
+from fastapi import APIRouter
+
+from server.api import events, health, metrics, runs, stream
+
+api_router = APIRouter(prefix="/api")
+for module_router in (
+    runs.router,
+    runs.config_router,
+    metrics.router,
+    events.router,
+    stream.router,
+    health.router,
+):
+    api_router.include_router(module_router)

@@ -1,0 +1,75 @@
+"""Scalar series of a run: downsampled reads and CSV export."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from server.api.deps import RunDep, SessionDep
+from server.api.stream import encode_cursor
+from server.schemas import MetricsPublic, SeriesPoints
+from server.store.metrics import iter_points, json_safe, list_series, read_series
+
+router = APIRouter(prefix="/runs/{run_id}", tags=["metrics"])
+
+
+@router.get("/metrics", response_model=MetricsPublic)
+def read_metrics(
+    run: RunDep,
+    session: SessionDep,
+    names: Annotated[
+        list[str] | None, Query(description="series names; comma-separated or repeated")
+    ] = None,
+    since_step: Annotated[int | None, Query(ge=0)] = None,
+    max_points: Annotated[
+        int | None, Query(ge=4, le=1_000_000, description="downsample above this many points")
+    ] = 2000,
+) -> MetricsPublic:
+    """Series points; above ``max_points`` the extremes of each step bucket are kept.
+
+    ``cursor`` resumes a live stream (``/stream?cursor=…``) right after the points returned here.
+    """
+    available = [s.name for s in list_series(session, run_id=run.id)]
+    wanted = [n for item in names for n in item.split(",") if n] if names else available
+    series = [
+        read_series(session, run_id=run.id, name=name, since_step=since_step, max_points=max_points)
+        for name in wanted
+    ]
+    return MetricsPublic(
+        run_id=run.id,
+        series=[SeriesPoints(**vars(s)) for s in series],
+        available=available,
+        cursor=encode_cursor({s.name: s.steps[-1] for s in series if s.steps}, 0),
+    )
+
+
+@router.get("/export.csv", response_class=StreamingResponse)
+def export_csv(run: RunDep, session: SessionDep) -> StreamingResponse:
+    """Every point of the run as ``name,step,value,wall_time`` rows (long format)."""
+
+    def rows() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["name", "step", "value", "wall_time"])
+        for i, point in enumerate(iter_points(session, run_id=run.id)):
+            value = json_safe(point.value)
+            writer.writerow(
+                [point.name, point.step, "" if value is None else repr(value), point.wall_time]
+            )
+            if i % 5000 == 4999:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+
+    filename = f"run-{run.id}-metrics.csv"
+    return StreamingResponse(
+        rows(),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

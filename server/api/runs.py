@@ -1,0 +1,90 @@
+"""Runs: submit, list, read, cancel, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi.encoders import jsonable_encoder
+
+from server.api.deps import RunDep, SessionDep, SettingsDep
+from server.broker import enqueue_run, notify
+from server.models import Run, RunStatus
+from server.presets import PRESETS
+from server.schemas import RunConfig, RunCreate, RunPublic, RunsPublic
+from server.store import runs as run_store
+
+router = APIRouter(prefix="/runs", tags=["runs"])
+
+
+def to_public(run: Run) -> RunPublic:
+    progress = min(1.0, run.step / run.total_steps) if run.total_steps else 0.0
+    if run.status == RunStatus.completed:
+        progress = 1.0
+    data = {c.name: getattr(run, c.name) for c in Run.__table__.columns}
+    return RunPublic.model_validate({**data, "progress": progress})
+
+
+@router.post("", status_code=201, response_model=RunPublic)
+def create_run(body: RunCreate, session: SessionDep, settings: SettingsDep) -> RunPublic:
+    run = run_store.create_run(session, config=body)
+    session.commit()
+    try:
+        enqueue_run(settings, run_id=run.id, queue=run.queue)
+    except Exception as error:  # broker down: the run must not sit queued forever
+        run_store.fail_unclaimed(session, run_id=run.id, error=f"could not queue the run: {error}")
+        raise HTTPException(status_code=503, detail=f"broker unreachable: {error}") from error
+    return to_public(run)
+
+
+@router.get("", response_model=RunsPublic)
+def list_runs(
+    session: SessionDep,
+    status: Annotated[RunStatus | None, Query()] = None,
+    tag: Annotated[str | None, Query(max_length=64)] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> RunsPublic:
+    runs, count = run_store.list_runs(
+        session, status=status.value if status else None, tag=tag, offset=offset, limit=limit
+    )
+    return RunsPublic(data=[to_public(r) for r in runs], count=count)
+
+
+@router.get("/{run_id}", response_model=RunPublic)
+def read_run(run: RunDep) -> RunPublic:
+    return to_public(run)
+
+
+@router.post("/{run_id}/cancel", response_model=RunPublic)
+def cancel_run(run: RunDep, session: SessionDep, settings: SettingsDep) -> RunPublic:
+    if RunStatus(run.status).finished:
+        raise HTTPException(status_code=409, detail=f"run {run.id} is already {run.status}")
+    run_store.request_cancel(session, run=run)
+    session.commit()
+    notify(settings, run.id)
+    return to_public(run)
+
+
+@router.delete("/{run_id}", status_code=204)
+def delete_run(run: RunDep, session: SessionDep, settings: SettingsDep) -> Response:
+    """Deletes the run and all it recorded; a worker still training it stops at its next beat."""
+    run_store.delete_run(session, run_id=run.id)
+    session.commit()
+    (settings.resolved_checkpoint_dir / f"run-{run.id}.pt").unlink(missing_ok=True)
+    notify(settings, run.id)
+    return Response(status_code=204)
+
+
+config_router = APIRouter(tags=["config"])
+
+
+@config_router.get("/schema/run-config")
+def run_config_schema() -> dict:
+    """JSON schema of RunConfig: the dashboard builds its submit form from it."""
+    return RunConfig.model_json_schema()
+
+
+@config_router.get("/presets")
+def presets() -> list[dict]:
+    return jsonable_encoder(PRESETS)

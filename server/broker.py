@@ -1,0 +1,77 @@
+"""The Celery app (shared by the server, which only sends, and the workers) and run notifications.
+
+Both sides build it from the same settings.  Long GPU tasks need: late acks (a task killed mid-run
+is not lost), prefetch 1 (a busy worker does not hoard queued runs), and a Redis visibility timeout
+longer than any run, so that Redis never re-delivers a run that a live worker still trains.  A dead
+worker's run is handed on through the lease on the run row instead (``worker.reaper``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from functools import lru_cache
+
+import redis
+from celery import Celery
+from kombu import Queue
+
+from server.config import Settings
+
+TRAIN_TASK = "observatory.train_run"
+QUEUES = ("cpu", "gpu", "any")
+
+
+def channel(run_id: int) -> str:
+    return f"observatory:run:{run_id}"
+
+
+@lru_cache(maxsize=4)
+def make_celery(broker_url: str, visibility_timeout: int) -> Celery:
+    app = Celery("observatory", broker=broker_url)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_queues=[Queue(name) for name in QUEUES],
+        task_default_queue="any",
+        broker_transport_options={"visibility_timeout": visibility_timeout},
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        task_send_sent_event=False,
+    )
+    return app
+
+
+def celery_for(settings: Settings) -> Celery:
+    return make_celery(settings.resolved_broker_url, settings.visibility_timeout)
+
+
+def enqueue_run(settings: Settings, *, run_id: int, queue: str) -> None:
+    """Send ``train_run(run_id)``; call only after the run row is committed."""
+    celery_for(settings).send_task(TRAIN_TASK, args=[run_id], queue=queue)
+
+
+@lru_cache(maxsize=4)
+def _redis(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+
+
+def notify(settings: Settings, run_id: int) -> None:
+    """Wake the live streams of a run: new points, events or a status change were committed."""
+    # On failure, streams still see the write at their next poll (OBS_STREAM_POLL_SECONDS).
+    with contextlib.suppress(redis.RedisError):
+        _redis(settings.redis_url).publish(channel(run_id), b"1")
+
+
+def broker_reachable(settings: Settings) -> bool:
+    try:
+        return bool(_redis(settings.redis_url).ping())
+    except redis.RedisError:
+        return False
+
+
+def workers_seen(settings: Settings, timeout: float = 1.0) -> list[str]:
+    replies = celery_for(settings).control.ping(timeout=timeout) or []
+    return sorted(name for reply in replies for name in reply)

@@ -1,0 +1,199 @@
+"""``observatory``: start the service, run workers, migrate, submit runs and watch them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from server.config import get_settings
+
+app = typer.Typer(help="Training Dynamics Observatory", no_args_is_help=True)
+console = Console()
+ApiOption = Annotated[str, typer.Option(help="server URL", envvar="OBS_API_URL")]
+DEFAULT_API = "http://127.0.0.1:8000"
+
+
+@app.command()
+def migrate(
+    revision: Annotated[str, typer.Argument(help="target revision")] = "head",
+    down: Annotated[bool, typer.Option("--down", help="downgrade to the revision")] = False,
+) -> None:
+    """Bring the database schema to a revision (Alembic)."""
+    from server import migrate as migrations  # alembic is only needed here
+
+    url = get_settings().resolved_database_url
+    if down:
+        migrations.downgrade(url, "base" if revision == "head" else revision)
+    else:
+        migrations.upgrade(url, revision)
+    console.print(f"database at {revision} ({'down' if down else 'up'}): {_redact(url)}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Run the API server and dashboard (uvicorn)."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "server.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level="info",
+    )
+
+
+@app.command()
+def worker(
+    queues: Annotated[
+        str | None, typer.Option(help="default: gpu,any with CUDA, else cpu,any")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Celery node name")] = None,
+) -> None:
+    """Run one Celery worker process (one per GPU): solo pool, late acks, prefetch 1."""
+    import torch
+
+    from worker.celery_app import app as celery_app
+
+    if queues is None:
+        queues = "gpu,any" if torch.cuda.is_available() else "cpu,any"
+    argv = ["worker", "--pool=solo", "--concurrency=1", f"--queues={queues}", "--loglevel=INFO"]
+    if name:
+        argv.append(f"--hostname={name}")
+    celery_app.worker_main(argv)
+
+
+@app.command()
+def up(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Everything on this machine: embedded broker (unless OBS_BROKER_URL), migrations, one
+    worker process and the server.  Ctrl-C stops them all."""
+    from server import embedded
+    from server import migrate as migrations
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    children: list[subprocess.Popen] = []
+    env = {**os.environ, "OBS_DATA_DIR": str(settings.data_dir.resolve())}
+    try:
+        if settings.embedded_broker:
+            children.append(embedded.start_redis(settings.broker_socket, settings.data_dir))
+        migrations.upgrade(settings.resolved_database_url)
+        children.append(subprocess.Popen([sys.executable, "-m", "server.cli", "worker"], env=env))
+        url = f"http://{host or settings.host}:{port or settings.port}"
+        console.print(f"[bold green]Dashboard:[/] {url}   (API docs: {url}/docs) — Ctrl-C stops")
+        serve(host, port)
+    finally:
+        for child in reversed(children):  # the worker first, then the broker it needs
+            _stop(child)
+
+
+def _stop(process: subprocess.Popen, grace: float = 20.0) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@app.command()
+def submit(
+    config: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="RunConfig JSON")],
+    api: ApiOption = DEFAULT_API,
+    wait: Annotated[bool, typer.Option(help="show progress until the run ends")] = True,
+) -> None:
+    """Submit a run and follow it with a progress bar."""
+    try:
+        body = json.loads(config.read_text())
+    except json.JSONDecodeError as error:
+        raise typer.BadParameter(f"{config} is not valid JSON: {error}") from error
+    response = _request("POST", f"{api}/api/runs", json=body)
+    run = response.json()
+    console.print(f"run {run['id']} queued: {api}/runs/{run['id']}")
+    if not wait:
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task(f"run {run['id']} queued", total=run["total_steps"])
+        while run["status"] in ("queued", "running"):
+            time.sleep(0.5)
+            run = _request("GET", f"{api}/api/runs/{run['id']}").json()
+            progress.update(
+                bar, completed=run["step"], description=f"run {run['id']} {run['status']}"
+            )
+    console.print(f"run {run['id']}: [bold]{run['status']}[/]")
+    if run["status"] != "completed":
+        if run.get("error"):
+            console.print(run["error"])
+        raise typer.Exit(1)
+
+
+@app.command()
+def runs(
+    api: ApiOption = DEFAULT_API,
+    status: Annotated[str | None, typer.Option()] = None,
+    limit: Annotated[int, typer.Option()] = 20,
+) -> None:
+    """List runs."""
+    params = {"limit": limit, **({"status": status} if status else {})}
+    data = _request("GET", f"{api}/api/runs", params=params).json()
+    table = Table("id", "name", "status", "step", "progress", "created")
+    for run in data["data"]:
+        table.add_row(
+            str(run["id"]),
+            run["name"],
+            run["status"],
+            f"{run['step']}/{run['total_steps']}",
+            f"{100 * run['progress']:.0f}%",
+            run["created_at"][:19],
+        )
+    console.print(table)
+    console.print(f"{data['count']} runs")
+
+
+def _request(method: str, url: str, **kwargs) -> httpx.Response:  # noqa: ANN003
+    try:
+        response = httpx.request(method, url, timeout=30, **kwargs)
+    except httpx.HTTPError as error:
+        console.print(f"[red]cannot reach {url}: {error}[/]")
+        raise typer.Exit(2) from error
+    if response.status_code >= 400:
+        console.print(f"[red]{response.status_code}[/] {response.text}")
+        raise typer.Exit(1)
+    return response
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,159 @@
+"""ORM models.  The schema itself is created only by the Alembic migrations in ``migrations/``."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class RunStatus(enum.StrEnum):
+    queued = "queued"
+    running = "running"
+    completed = "completed"
+    failed = "failed"
+    cancelled = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in FINISHED
+
+
+FINISHED = frozenset({RunStatus.completed, RunStatus.failed, RunStatus.cancelled})
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, _dialect: object) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict: JSON, list: JSON}
+
+
+class Run(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), index=True, default=RunStatus.queued)
+    config: Mapped[dict]
+    tags: Mapped[list] = mapped_column(default=list)
+    queue: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    step: Mapped[int] = mapped_column(default=0)
+    total_steps: Mapped[int]
+    error: Mapped[str | None] = mapped_column(Text)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    device: Mapped[str | None] = mapped_column(String(64))
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    heartbeat_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+
+
+class Metric(Base):
+    """One point of a scalar series; ``(run_id, name, step)`` is the key, writes are upserts."""
+
+    __tablename__ = "metrics"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    run_id: Mapped[int] = mapped_column(Integer, primary_key=True)  # no FK: migration 0001
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    step: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    value: Mapped[float | None] = mapped_column(Float)  # NaN is stored as NULL
+    wall_time: Mapped[float] = mapped_column(Float)
+
+
+class Series(Base):
+    """Per-series summary kept current on every write, so listings never scan a series."""
+
+    __tablename__ = "series"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    first_step: Mapped[int] = mapped_column(BigInteger)
+    last_step: Mapped[int] = mapped_column(BigInteger)
+    last_value: Mapped[float | None] = mapped_column(Float)
+    min_value: Mapped[float | None] = mapped_column(Float)
+    max_value: Mapped[float | None] = mapped_column(Float)
+
+
+class MetricBucket(Base):
+    """Min/max rollup of a series over buckets of ``BUCKET_BASE**level`` steps.
+
+    Maintained on every write (recomputed from the level below for the touched range, so it stays
+    exact when a resumed run rewrites steps); a downsampled read touches only a few thousand rows.
+    """
+
+    __tablename__ = "metric_buckets"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    run_id: Mapped[int] = mapped_column(Integer, primary_key=True)  # no FK: migration 0001
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    level: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+    min_step: Mapped[int] = mapped_column(BigInteger)
+    min_value: Mapped[float] = mapped_column(Float)
+    max_step: Mapped[int] = mapped_column(BigInteger)
+    max_value: Mapped[float] = mapped_column(Float)
+
+
+class ArrayResult(Base):
+    """An array-valued probe result (spectrum, surface, per-example losses) at one step.
+
+    ``data`` holds the arrays as an ``.npz`` blob (no pickles); ``meta`` is small JSON.
+    """
+
+    __tablename__ = "arrays"
+    __table_args__ = (UniqueConstraint("run_id", "probe", "step"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    probe: Mapped[str] = mapped_column(String(64))
+    step: Mapped[int] = mapped_column(BigInteger)
+    meta: Mapped[dict] = mapped_column(default=dict)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Event(Base):
+    """Something that happened at a step (``eos.crossed``, ``grokking.generalized``, ...)."""
+
+    __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("run_id", "kind", "step"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    step: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

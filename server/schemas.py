@@ -1,0 +1,195 @@
+"""Pydantic schemas: the RunConfig a user submits, and what the API returns.
+
+Tasks are a discriminated union on ``kind``: a new task is one schema class here plus one builder
+in ``worker.training.tasks``.  Probes are fields of ``ProbesConfig``; an unknown probe is an error.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from server.config import get_settings
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModularTask(Strict):
+    """a ∘ b mod p for all pairs, split into train and test; an MLP over learned embeddings."""
+
+    kind: Literal["modular"] = "modular"
+    p: int = Field(default=97, ge=2, le=1000, description="Modulus (prime for division).")
+    op: Literal["add", "sub", "mul", "div", "poly"] = Field(
+        default="add", description="a+b, a-b, a*b, a/b (p prime), a^2+ab+b^2"
+    )
+    train_fraction: float = Field(default=0.4, gt=0, lt=1)
+    model: Literal["mlp"] = "mlp"
+    embed_dim: int = Field(default=128, ge=1, le=4096)
+    hidden: int = Field(default=512, ge=1, le=16384)
+
+    @model_validator(mode="after")
+    def _prime_for_division(self) -> ModularTask:
+        if self.op == "div" and any(self.p % d == 0 for d in range(2, math.isqrt(self.p) + 1)):
+            raise ValueError("division mod p needs a prime p")
+        return self
+
+
+class DigitsTask(Strict):
+    """scikit-learn's 8x8 handwritten digits (1,797 images, shipped in the package)."""
+
+    kind: Literal["digits"] = "digits"
+    model: Literal["mlp", "cnn"] = "mlp"
+    hidden: int = Field(default=64, ge=1, le=8192, description="MLP width / CNN channels")
+    depth: int = Field(default=2, ge=1, le=8, description="hidden layers (MLP)")
+    test_fraction: float = Field(default=0.25, gt=0, lt=1)
+    train_size: int | None = Field(default=None, ge=10, description="subsample the train split")
+
+
+class GaussianMixtureTask(Strict):
+    """Classes drawn from isotropic Gaussians with random means; an MLP classifier."""
+
+    kind: Literal["gaussian_mixture"] = "gaussian_mixture"
+    n_classes: int = Field(default=4, ge=2, le=1000)
+    dim: int = Field(default=16, ge=1, le=4096)
+    n_train: int = Field(default=2048, ge=10, le=1_000_000)
+    n_test: int = Field(default=1024, ge=10, le=1_000_000)
+    separation: float = Field(default=3.0, gt=0, description="distance scale of class means")
+    hidden: int = Field(default=64, ge=1, le=8192)
+    depth: int = Field(default=2, ge=1, le=8)
+
+
+TaskConfig = Annotated[ModularTask | DigitsTask | GaussianMixtureTask, Field(discriminator="kind")]
+
+
+class OptimizerConfig(Strict):
+    name: Literal["sgd", "adam", "adamw"] = "adam"
+    lr: float = Field(default=1e-3, gt=0, le=100)
+    momentum: float = Field(default=0.0, ge=0, lt=1, description="SGD only")
+    weight_decay: float = Field(default=0.0, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    schedule: Literal["constant", "cosine", "warmup_cosine"] = "constant"
+    warmup_steps: int = Field(default=0, ge=0)
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, betas: tuple[float, float]) -> tuple[float, float]:
+        if not all(0 <= b < 1 for b in betas):
+            raise ValueError("each beta must lie in [0, 1)")
+        return betas
+
+
+class ProbesConfig(Strict):
+    """One optional entry per probe; fields are added as probes land.  Unknown names are 422."""
+
+
+class RunConfig(Strict):
+    name: str | None = Field(default=None, max_length=200)
+    tags: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=32
+    )
+    task: TaskConfig = Field(default_factory=DigitsTask)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    batch_size: int | None = Field(default=None, ge=1, description="None: full batch")
+    steps: int = Field(default=1000, ge=1)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    log_every: int = Field(default=10, ge=1)
+    checkpoint_every: int = Field(default=500, ge=1)
+    train_metrics: Literal["running", "full"] = Field(
+        default="running",
+        description="running: mean of the minibatch losses since the last log (free; exact for "
+        "full batch); full: an extra evaluation pass over the train set",
+    )
+    eval_max_examples: int = Field(default=10_000, ge=1)
+    probes: ProbesConfig = Field(default_factory=ProbesConfig)
+
+    @field_validator("steps")
+    @classmethod
+    def _steps_below_limit(cls, steps: int) -> int:
+        limit = get_settings().max_steps
+        if steps > limit:
+            raise ValueError(f"steps must be at most {limit} (OBS_MAX_STEPS)")
+        return steps
+
+    @property
+    def queue(self) -> str:
+        """Celery queue: explicit devices go to their pool, ``auto`` to any worker."""
+        return {"cpu": "cpu", "cuda": "gpu", "auto": "any"}[self.device]
+
+
+class RunCreate(RunConfig):
+    """Body of ``POST /api/runs``: a RunConfig."""
+
+
+class RunPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    status: str
+    config: dict
+    tags: list[str]
+    queue: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    step: int
+    total_steps: int
+    progress: float
+    error: str | None
+    worker: str | None
+    device: str | None
+    cancel_requested: bool
+    attempts: int
+
+
+class RunsPublic(BaseModel):
+    data: list[RunPublic]
+    count: int
+
+
+class SeriesPoints(BaseModel):
+    name: str
+    steps: list[int]
+    values: list[float | None]
+    downsampled: bool
+    total_points: int
+
+
+class MetricsPublic(BaseModel):
+    run_id: int
+    series: list[SeriesPoints]
+    available: list[str] = Field(description="names of every series the run has")
+    cursor: str = Field(description="pass to /stream?cursor= to continue after these points")
+
+
+class EventPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    step: int
+    kind: str
+    payload: dict
+    created_at: datetime
+
+
+class EventsPublic(BaseModel):
+    data: list[EventPublic]
+    count: int
+
+
+class HealthPublic(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: bool
+    broker: bool
+    workers: list[str]
+    embedded: bool
+
+
+class ErrorPublic(BaseModel):
+    detail: str | list[dict]

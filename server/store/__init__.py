@@ -1,0 +1,1 @@
+"""Persistence: keyword-only functions over a SQLAlchemy session, one module per resource."""

@@ -1,0 +1,239 @@
+"""Scalar series: batched idempotent upserts, per-series summaries and downsampled reads.
+
+Downsampling reads a min/max bucket pyramid (``rollup``) maintained on write, so a million-point
+series never leaves the database: each group of buckets contributes its minimum and maximum point,
+plus the range's first and last points.  Extremes such as loss spikes always survive, which LTTB
+does not guarantee.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import Connection, select
+from sqlalchemy.orm import Session
+
+from server.models import Metric, Series
+from server.store import rollup
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    name: str
+    step: int
+    value: float | None
+    wall_time: float
+
+
+def clean(value: float | None) -> float | None:
+    """NaN is stored and served as null (JSON has no NaN); ±inf survive in the database."""
+    if value is None or math.isnan(value):
+        return None
+    return float(value)
+
+
+def json_safe(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else value
+
+
+_SQLITE_UPSERT = (
+    "INSERT INTO metrics (run_id, name, step, value, wall_time) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (run_id, name, step) DO UPDATE SET value = excluded.value, "
+    "wall_time = excluded.wall_time"
+)
+_POSTGRES_UPSERT = (
+    "INSERT INTO metrics (run_id, name, step, value, wall_time) "
+    "SELECT %s, n, s, v, w FROM unnest(%s::text[], %s::bigint[], %s::float8[], %s::float8[]) "
+    "AS t(n, s, v, w) "
+    "ON CONFLICT (run_id, name, step) DO UPDATE SET value = excluded.value, "
+    "wall_time = excluded.wall_time"
+)
+
+
+def _series_upsert(least: str, greatest: str, placeholder: str) -> str:
+    p = placeholder
+    cols = "run_id, name, first_step, last_step, last_value, min_value, max_value"
+
+    def pick(fn: str, col: str) -> str:  # NULL-tolerant in both dialects
+        return (
+            f"{fn}(COALESCE(series.{col}, excluded.{col}), COALESCE(excluded.{col}, series.{col}))"
+        )
+
+    return (
+        f"INSERT INTO series ({cols}) VALUES ({', '.join([p] * 7)}) "
+        "ON CONFLICT (run_id, name) DO UPDATE SET "
+        f"first_step = {least}(series.first_step, excluded.first_step), "
+        "last_value = CASE WHEN excluded.last_step >= series.last_step "
+        "THEN excluded.last_value ELSE series.last_value END, "
+        f"last_step = {greatest}(series.last_step, excluded.last_step), "
+        f"min_value = {pick(least, 'min_value')}, max_value = {pick(greatest, 'max_value')}"
+    )
+
+
+_SQLITE_SERIES = _series_upsert("min", "max", "?")
+_POSTGRES_SERIES = _series_upsert("LEAST", "GREATEST", "%s")
+
+
+def write_points(connection: Connection, *, run_id: int, points: Iterable[Point]) -> int:
+    """Upsert points on ``(run_id, name, step)`` and update the series summaries.
+
+    Re-writing a step (a resumed run) replaces it, never duplicates it.  Returns rows written.
+    """
+    latest: dict[tuple[str, int], Point] = {}
+    for point in points:  # one statement may not touch a key twice (PostgreSQL)
+        latest[(point.name, point.step)] = point
+    if not latest:
+        return 0
+    rows = list(latest.values())
+    summaries: dict[str, list[Point]] = {}
+    for point in rows:
+        summaries.setdefault(point.name, []).append(point)
+    summary_rows = [_summary(run_id, name, pts) for name, pts in summaries.items()]
+
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(
+            _POSTGRES_UPSERT,
+            (
+                run_id,
+                [p.name for p in rows],
+                [p.step for p in rows],
+                [clean(p.value) for p in rows],
+                [p.wall_time for p in rows],
+            ),
+        )
+        connection.exec_driver_sql(_POSTGRES_SERIES, summary_rows)
+    else:
+        connection.exec_driver_sql(
+            _SQLITE_UPSERT, [(run_id, p.name, p.step, clean(p.value), p.wall_time) for p in rows]
+        )
+        connection.exec_driver_sql(_SQLITE_SERIES, summary_rows)
+    for name, pts in summaries.items():
+        steps = [p.step for p in pts]
+        rollup.refresh(connection, run_id=run_id, name=name, lo=min(steps), hi=max(steps))
+    return len(rows)
+
+
+def _summary(run_id: int, name: str, points: Sequence[Point]) -> tuple:
+    values = [v for v in (clean(p.value) for p in points) if v is not None]
+    last = max(points, key=lambda p: p.step)
+    return (
+        run_id,
+        name,
+        min(p.step for p in points),
+        last.step,
+        clean(last.value),
+        min(values) if values else None,
+        max(values) if values else None,
+    )
+
+
+def list_series(session: Session, *, run_id: int) -> list[Series]:
+    return list(
+        session.scalars(select(Series).where(Series.run_id == run_id).order_by(Series.name))
+    )
+
+
+@dataclass(frozen=True)
+class SeriesData:
+    name: str
+    steps: list[int]
+    values: list[float | None]
+    downsampled: bool
+    total_points: int
+
+
+def read_series(
+    session: Session,
+    *,
+    run_id: int,
+    name: str,
+    since_step: int | None = None,
+    max_points: int | None = None,
+) -> SeriesData:
+    """Points of one series from ``since_step`` on, at most ``max_points`` (≥ 4) of them.
+
+    Over budget, the range is cut into at most ``(max_points - 2) // 2`` groups of consecutive
+    rollup buckets; each group keeps its minimum and maximum point, and the first and last points
+    of the range are always kept.  Only bucket rows are read, never the whole series.
+    """
+    summary = session.get(Series, (run_id, name))
+    if summary is None:
+        return SeriesData(name, [], [], False, 0)
+    lo = summary.first_step if since_step is None else max(since_step, summary.first_step)
+    hi = summary.last_step
+    in_range = (Metric.run_id == run_id) & (Metric.name == name) & (Metric.step >= lo)
+    span = hi - lo + 1
+    if max_points is None or span <= max_points:
+        return _raw(session, name, in_range)
+
+    groups = max(1, (max_points - 2) // 2)
+    level = 1
+    while level < rollup.MAX_LEVEL and span / rollup.BASE**level > rollup.BASE * groups:
+        level += 1
+    width = rollup.BASE**level
+    buckets = rollup.read_level(
+        session.connection(), run_id=run_id, name=name, level=level, lo=lo // width, hi=hi // width
+    )
+    total = int(buckets.n.sum())
+    if total <= max_points:
+        return _raw(session, name, in_range)
+    per_group = -(-len(buckets) // groups)
+    merged = buckets.merge(np.arange(len(buckets)) // per_group)
+    points: dict[int, float | None] = {}
+    for step, value in zip(
+        np.r_[merged.min_step, merged.max_step],
+        np.r_[merged.min_value, merged.max_value],
+        strict=True,
+    ):
+        if lo <= step <= hi:  # an edge bucket may reach below since_step
+            points[int(step)] = float(value)
+    for order in (Metric.step, Metric.step.desc()):
+        edge = session.execute(
+            select(Metric.step, Metric.value).where(in_range).order_by(order).limit(1)
+        ).first()
+        if edge is not None:
+            points[edge.step] = edge.value
+    steps = sorted(points)
+    return SeriesData(name, steps, [json_safe(points[s]) for s in steps], True, total)
+
+
+def _raw(session: Session, name: str, where) -> SeriesData:  # noqa: ANN001 - SQL expression
+    rows = session.execute(select(Metric.step, Metric.value).where(where).order_by(Metric.step))
+    steps, values = [], []
+    for step, value in rows:
+        steps.append(step)
+        values.append(json_safe(value))
+    return SeriesData(name, steps, values, False, len(steps))
+
+
+def iter_points(session: Session, *, run_id: int, chunk: int = 10_000) -> Iterator[Metric]:
+    """Every point of a run, ordered by name and step, streamed in chunks (CSV export)."""
+    query = (
+        select(Metric)
+        .where(Metric.run_id == run_id)
+        .order_by(Metric.name, Metric.step)
+        .execution_options(yield_per=chunk)
+    )
+    yield from session.scalars(query)
+
+
+def points_after(
+    session: Session, *, run_id: int, cursors: dict[str, int], limit: int = 20_000
+) -> list[tuple[str, int, float | None]]:
+    """Points newer than each series' cursor (SSE): only series whose summary moved are read."""
+    out: list[tuple[str, int, float | None]] = []
+    for series in list_series(session, run_id=run_id):
+        after = cursors.get(series.name, -1)
+        if series.last_step <= after:
+            continue
+        rows = session.execute(
+            select(Metric.step, Metric.value)
+            .where(Metric.run_id == run_id, Metric.name == series.name, Metric.step > after)
+            .order_by(Metric.step)
+            .limit(limit)
+        )
+        out.extend((series.name, step, json_safe(value)) for step, value in rows)
+    return out

@@ -1,0 +1,193 @@
+"""Run lifecycle: create, list, cancel, delete, and the worker side (claim, beat, finish).
+
+A worker *claims* a run with one conditional UPDATE, which succeeds only when the run is queued or
+its lease expired (the previous worker died).  Two workers can never train one run at once, even
+when the broker hands the same task out twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from server.models import (
+    FINISHED,
+    ArrayResult,
+    Event,
+    Metric,
+    MetricBucket,
+    Run,
+    RunStatus,
+    Series,
+    utcnow,
+)
+from server.schemas import RunConfig
+
+
+def create_run(session: Session, *, config: RunConfig) -> Run:
+    run = Run(
+        name=config.name or f"{config.task.kind}-{config.optimizer.name}",
+        status=RunStatus.queued,
+        config=config.model_dump(mode="json"),
+        tags=list(config.tags),
+        queue=config.queue,
+        total_steps=config.steps,
+        step=0,
+        cancel_requested=False,
+        attempts=0,
+    )
+    session.add(run)
+    session.flush()
+    return run
+
+
+def list_runs(
+    session: Session,
+    *,
+    status: str | None = None,
+    tag: str | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> tuple[list[Run], int]:
+    query = select(Run)
+    if status:
+        query = query.where(Run.status == status)
+    runs = list(session.scalars(query.order_by(Run.id.desc())))
+    if tag:  # tags are a JSON list; filtering in Python keeps SQLite and PostgreSQL alike
+        runs = [r for r in runs if tag in (r.tags or [])]
+    return runs[offset : offset + limit], len(runs)
+
+
+def request_cancel(session: Session, *, run: Run) -> Run:
+    """Queued runs are cancelled at once; running ones when the worker sees the flag."""
+    run.cancel_requested = True
+    if run.status == RunStatus.queued:
+        run.status = RunStatus.cancelled
+        run.finished_at = utcnow()
+    session.flush()
+    return run
+
+
+def delete_run(session: Session, *, run_id: int) -> None:
+    for model in (Metric, MetricBucket, Series, ArrayResult, Event):
+        session.execute(delete(model).where(model.run_id == run_id))
+    session.execute(delete(Run).where(Run.id == run_id))
+
+
+def _lease_cutoff(lease_seconds: float) -> datetime:
+    return utcnow() - timedelta(seconds=lease_seconds)
+
+
+def claim_run(
+    session: Session, *, run_id: int, worker: str, device: str, lease_seconds: float
+) -> bool:
+    """Take the run for this worker if it is queued or its holder's lease ran out."""
+    now = utcnow()
+    result = session.execute(
+        update(Run)
+        .where(
+            Run.id == run_id,
+            Run.cancel_requested.is_(False),
+            or_(
+                Run.status == RunStatus.queued,
+                (Run.status == RunStatus.running)
+                & (Run.heartbeat_at < _lease_cutoff(lease_seconds)),
+            ),
+        )
+        .values(
+            status=RunStatus.running,
+            worker=worker,
+            device=device,
+            heartbeat_at=now,
+            started_at=func.coalesce(Run.started_at, now),
+            attempts=Run.attempts + 1,
+        )
+    )
+    session.commit()
+    return result.rowcount == 1
+
+
+def heartbeat(session: Session, *, run_id: int, worker: str, step: int) -> bool:
+    """Renew the lease and record progress; returns whether a cancel was requested.
+
+    Returns True too when the run was taken over or finished elsewhere: this worker must stop.
+    """
+    result = session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.worker == worker, Run.status == RunStatus.running)
+        .values(heartbeat_at=utcnow(), step=step)
+        .returning(Run.cancel_requested)
+    ).first()
+    session.commit()
+    return result is None or bool(result[0])
+
+
+def finish_run(
+    session: Session,
+    *,
+    run_id: int,
+    worker: str,
+    status: RunStatus,
+    step: int,
+    error: str | None = None,
+) -> None:
+    session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.worker == worker, Run.status == RunStatus.running)
+        .values(status=status, step=step, error=error, finished_at=utcnow(), heartbeat_at=utcnow())
+    )
+    session.commit()
+
+
+def fail_unclaimed(session: Session, *, run_id: int, error: str) -> None:
+    """Mark a run failed before any worker trained it (e.g. its config no longer validates)."""
+    session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status.not_in([s.value for s in FINISHED]))
+        .values(status=RunStatus.failed, error=error, finished_at=utcnow())
+    )
+    session.commit()
+
+
+def release_run(session: Session, *, run_id: int, worker: str, step: int) -> None:
+    """Give a run back to the queue (its worker shuts down after checkpointing)."""
+    session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.worker == worker, Run.status == RunStatus.running)
+        .values(status=RunStatus.queued, step=step, worker=None)
+    )
+    session.commit()
+
+
+def reclaim_orphans(session: Session, *, lease_seconds: float, worker: str | None = None) -> list:
+    """Running runs whose worker stopped beating (or is ``worker``, restarted) go back to queued.
+
+    Returns ``(run_id, queue)`` of each run put back, to be enqueued again; each orphan is put
+    back by exactly one caller (a conditional UPDATE).  An orphan whose cancel was requested is
+    marked cancelled instead, since no worker will ever read its flag.
+    """
+    stale = Run.heartbeat_at < _lease_cutoff(lease_seconds)
+    if worker is not None:
+        stale = stale | (Run.worker == worker)
+    requeued = []
+    for run_id, queue, cancel in session.execute(
+        select(Run.id, Run.queue, Run.cancel_requested).where(
+            Run.status == RunStatus.running, stale
+        )
+    ).all():
+        target = (
+            {"status": RunStatus.cancelled, "finished_at": utcnow()}
+            if cancel
+            else {"status": RunStatus.queued, "worker": None}
+        )
+        result = session.execute(
+            update(Run)
+            .where(Run.id == run_id, Run.status == RunStatus.running, stale)
+            .values(**target)
+        )
+        if result.rowcount == 1 and not cancel:
+            requeued.append((run_id, queue))
+    session.commit()
+    return requeued

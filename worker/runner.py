@@ -1,0 +1,80 @@
+"""One run from claim to finish: the body of the Celery task, kept free of Celery."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+from pydantic import ValidationError
+
+from server.broker import enqueue_run, notify
+from server.config import Settings
+from server.db import get_sessionmaker
+from server.models import Run, RunStatus
+from server.schemas import RunConfig
+from server.store import runs as run_store
+from worker.probe_hooks import build_hooks
+from worker.sink import DatabaseReporter
+from worker.training.checkpoint import CheckpointStore
+from worker.training.loop import resolve_device, train
+
+log = logging.getLogger(__name__)
+
+
+def execute_run(run_id: int, settings: Settings, worker: str) -> str:
+    """Claim, train and finish run ``run_id``; returns what happened (for logs and tests)."""
+    sessions = get_sessionmaker(settings.resolved_database_url)
+    with sessions() as session:
+        run = session.get(Run, run_id)
+        if run is None:
+            return "deleted"
+        try:
+            config = RunConfig.model_validate(run.config)
+            device = resolve_device(config.device)
+        except (ValidationError, RuntimeError) as error:
+            run_store.fail_unclaimed(session, run_id=run_id, error=str(error))
+            notify(settings, run_id)
+            return "failed"
+        if not run_store.claim_run(
+            session,
+            run_id=run_id,
+            worker=worker,
+            device=str(device),
+            lease_seconds=settings.lease_seconds,
+        ):
+            return "skipped"  # finished, cancelled, or alive on another worker
+    notify(settings, run_id)
+    log.info("run %s: training on %s", run_id, device)
+
+    reporter = DatabaseReporter(settings, run_id=run_id, worker=worker)
+    checkpoints = CheckpointStore(settings.resolved_checkpoint_dir, run_id)
+    step, error = 0, None
+    try:
+        outcome = train(
+            config,
+            reporter,
+            checkpoints=checkpoints,
+            hooks=build_hooks(config),
+            max_parameters=settings.max_parameters,
+        )
+        step = outcome.step
+        # An interrupted run (worker shutting down) checkpointed and goes back to the queue.
+        status = RunStatus.queued if outcome.status == "interrupted" else RunStatus(outcome.status)
+    except Exception:  # the run fails, the worker lives on; the traceback is kept on the run
+        error = traceback.format_exc()
+        status = RunStatus.failed
+        log.exception("run %s failed", run_id)
+        try:
+            reporter.flush()
+        except Exception:  # the original error is the one worth keeping
+            log.exception("run %s: flushing after the failure failed too", run_id)
+    with sessions() as session:
+        if status == RunStatus.queued:
+            run_store.release_run(session, run_id=run_id, worker=worker, step=step)
+            enqueue_run(settings, run_id=run_id, queue=config.queue)
+        else:
+            run_store.finish_run(
+                session, run_id=run_id, worker=worker, status=status, step=step, error=error
+            )
+    notify(settings, run_id)
+    return status.value

@@ -1,0 +1,79 @@
+"""The database reporter: batched, idempotent writes of a run's points, events and arrays.
+
+Points wait in memory at most ``OBS_FLUSH_SECONDS`` (or until ``OBS_FLUSH_POINTS`` accumulate), and
+each flush is one transaction followed by a pub/sub notification that wakes the live streams.  The
+heartbeat renews the run's lease and reads its cancel flag at most every ``OBS_HEARTBEAT_SECONDS``:
+cancellation is a database flag, never a broker broadcast.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from server.broker import notify
+from server.config import Settings
+from server.db import get_engine, get_sessionmaker
+from server.store import runs as run_store
+from server.store.metrics import Point, write_points
+from server.store.results import ArrayRecord, EventRecord, write_arrays, write_events
+
+SHUTDOWN = threading.Event()
+"""Set when the worker process is asked to shut down: runs checkpoint and go back to the queue."""
+
+
+class DatabaseReporter:
+    def __init__(self, settings: Settings, *, run_id: int, worker: str) -> None:
+        self.settings, self.run_id, self.worker = settings, run_id, worker
+        self.url = settings.resolved_database_url
+        self._points: list[Point] = []
+        self._events: list[EventRecord] = []
+        self._arrays: list[ArrayRecord] = []
+        self._last_flush = time.monotonic()
+        self._last_beat = 0.0
+        self._cancelled = False
+
+    def metrics(self, step: int, values: dict[str, float]) -> None:
+        now = time.time()
+        self._points.extend(Point(name, step, float(v), now) for name, v in values.items())
+        self._maybe_flush()
+
+    def event(self, step: int, kind: str, payload: dict[str, Any]) -> None:
+        self._events.append(EventRecord(step, kind, payload))
+        self._maybe_flush()
+
+    def arrays(self, probe: str, step: int, arrays: dict[str, np.ndarray], meta: dict) -> None:
+        self._arrays.append(ArrayRecord(probe, step, arrays, meta))
+        self._maybe_flush()
+
+    def _maybe_flush(self) -> None:
+        overdue = time.monotonic() - self._last_flush >= self.settings.flush_seconds
+        if overdue or len(self._points) >= self.settings.flush_points:
+            self.flush()
+
+    def flush(self) -> None:
+        self._last_flush = time.monotonic()
+        if not (self._points or self._events or self._arrays):
+            return
+        with get_engine(self.url).begin() as connection:
+            write_points(connection, run_id=self.run_id, points=self._points)
+            write_events(connection, run_id=self.run_id, events=self._events)
+            write_arrays(connection, run_id=self.run_id, records=self._arrays)
+        self._points, self._events, self._arrays = [], [], []
+        notify(self.settings, self.run_id)
+
+    def stop_reason(self, step: int) -> str | None:
+        if SHUTDOWN.is_set():
+            return "interrupted"
+        now = time.monotonic()
+        if not self._cancelled and now - self._last_beat >= self.settings.heartbeat_seconds:
+            self._last_beat = now
+            with get_sessionmaker(self.url)() as session:
+                self._cancelled = run_store.heartbeat(
+                    session, run_id=self.run_id, worker=self.worker, step=step
+                )
+            notify(self.settings, self.run_id)
+        return "cancelled" if self._cancelled else None

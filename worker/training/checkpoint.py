@@ -1,0 +1,33 @@
+"""Checkpoints: model, optimizer, schedule, RNG and loop state in one ``torch.save`` file.
+
+Loaded with ``weights_only=True`` only: nothing but tensors and plain containers is ever unpickled.
+Writes go to a temporary file and are renamed, so a worker killed mid-write leaves the previous
+checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+class CheckpointStore:
+    def __init__(self, directory: Path, run_id: int) -> None:
+        self.path = directory / f"run-{run_id}.pt"
+
+    def save(self, state: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
+        torch.save(state, tmp)
+        os.replace(tmp, self.path)
+
+    def load(self) -> dict[str, Any] | None:
+        if not self.path.exists():
+            return None
+        return torch.load(self.path, map_location="cpu", weights_only=True)
+
+    def delete(self) -> None:
+        self.path.unlink(missing_ok=True)
