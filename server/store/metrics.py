@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 from sqlalchemy.orm import Session
 
 from server.models import Metric, Series
@@ -53,28 +53,16 @@ _POSTGRES_UPSERT = (
 )
 
 
-def _series_upsert(least: str, greatest: str, placeholder: str) -> str:
-    p = placeholder
-    cols = "run_id, name, first_step, last_step, last_value, min_value, max_value"
-
-    def pick(fn: str, col: str) -> str:  # NULL-tolerant in both dialects
-        return (
-            f"{fn}(COALESCE(series.{col}, excluded.{col}), COALESCE(excluded.{col}, series.{col}))"
-        )
-
-    return (
-        f"INSERT INTO series ({cols}) VALUES ({', '.join([p] * 7)}) "
-        "ON CONFLICT (run_id, name) DO UPDATE SET "
-        f"first_step = {least}(series.first_step, excluded.first_step), "
-        "last_value = CASE WHEN excluded.last_step >= series.last_step "
-        "THEN excluded.last_value ELSE series.last_value END, "
-        f"last_step = {greatest}(series.last_step, excluded.last_step), "
-        f"min_value = {pick(least, 'min_value')}, max_value = {pick(greatest, 'max_value')}"
-    )
-
-
-_SQLITE_SERIES = _series_upsert("min", "max", "?")
-_POSTGRES_SERIES = _series_upsert("LEAST", "GREATEST", "%s")
+_SERIES_UPSERT = (
+    "INSERT INTO series (run_id, name, first_step, last_step, last_value) "
+    "VALUES ({p}, {p}, {p}, {p}, {p}) ON CONFLICT (run_id, name) DO UPDATE SET "
+    "first_step = {least}(series.first_step, excluded.first_step), "
+    "last_value = CASE WHEN excluded.last_step >= series.last_step "
+    "THEN excluded.last_value ELSE series.last_value END, "
+    "last_step = {greatest}(series.last_step, excluded.last_step)"
+)
+_SQLITE_SERIES = _SERIES_UPSERT.format(p="?", least="min", greatest="max")
+_POSTGRES_SERIES = _SERIES_UPSERT.format(p="%s", least="LEAST", greatest="GREATEST")
 
 
 def write_points(connection: Connection, *, run_id: int, points: Iterable[Point]) -> int:
@@ -112,22 +100,24 @@ def write_points(connection: Connection, *, run_id: int, points: Iterable[Point]
         connection.exec_driver_sql(_SQLITE_SERIES, summary_rows)
     for name, pts in summaries.items():
         steps = [p.step for p in pts]
-        rollup.refresh(connection, run_id=run_id, name=name, lo=min(steps), hi=max(steps))
+        last_step = connection.execute(
+            select(Series.last_step).where(Series.run_id == run_id, Series.name == name)
+        ).scalar_one()
+        top = rollup.refresh(
+            connection, run_id=run_id, name=name, lo=min(steps), hi=max(steps), last_step=last_step
+        )
+        extremes = (float(top.min_value[0]), float(top.max_value[0])) if len(top) else (None, None)
+        connection.execute(
+            update(Series)
+            .where(Series.run_id == run_id, Series.name == name)
+            .values(min_value=extremes[0], max_value=extremes[1])
+        )
     return len(rows)
 
 
 def _summary(run_id: int, name: str, points: Sequence[Point]) -> tuple:
-    values = [v for v in (clean(p.value) for p in points) if v is not None]
     last = max(points, key=lambda p: p.step)
-    return (
-        run_id,
-        name,
-        min(p.step for p in points),
-        last.step,
-        clean(last.value),
-        min(values) if values else None,
-        max(values) if values else None,
-    )
+    return (run_id, name, min(p.step for p in points), last.step, clean(last.value))
 
 
 def list_series(session: Session, *, run_id: int) -> list[Series]:

@@ -81,8 +81,14 @@ def _insert(
         connection.exec_driver_sql(_SQLITE_INSERT, [(run_id, name, level, *r) for r in rows])
 
 
-def refresh(connection: Connection, *, run_id: int, name: str, lo: int, hi: int) -> None:
-    """Recompute every level's buckets that overlap the steps ``[lo, hi]``."""
+def refresh(
+    connection: Connection, *, run_id: int, name: str, lo: int, hi: int, last_step: int
+) -> Buckets:
+    """Recompute every level's buckets that overlap the steps ``[lo, hi]``.
+
+    Levels go up until one bucket holds the whole series (``last_step`` is the series' last);
+    that top bucket is returned: its extremes are the series' minimum and maximum.
+    """
     width = BASE
     b_lo, b_hi = lo // width, hi // width
     rows = connection.execute(
@@ -105,8 +111,8 @@ def refresh(connection: Connection, *, run_id: int, name: str, lo: int, hi: int)
         )
         if len(buckets):
             _insert(connection, run_id=run_id, name=name, level=level, buckets=buckets)
-        if b_lo == 0 and b_hi == 0 and level > 1:
-            break  # one bucket holds the whole series from here up
+        if last_step // BASE**level == 0 or level == MAX_LEVEL:
+            return read_level(connection, run_id=run_id, name=name, level=level, lo=0, hi=0)
         # The parent level needs all children of the touched parents, not only the touched ones.
         b_lo, b_hi = b_lo // BASE, b_hi // BASE
         children = read_level(
@@ -118,6 +124,7 @@ def refresh(connection: Connection, *, run_id: int, name: str, lo: int, hi: int)
             hi=(b_hi + 1) * BASE - 1,
         )
         buckets = children.merge(children.key // BASE)
+    raise AssertionError("unreachable: the top level always returns")
 
 
 def read_level(

@@ -213,7 +213,7 @@ def train(
                     "schedule": schedule.state_dict(),
                     "batches": batches.state_dict(),
                     "rng": torch.get_rng_state(),
-                    "window": window,
+                    "window": [float(window[0]), float(window[1]), window[2]],
                     "hooks": {hook.name: hook.state_dict() for hook in hooks},
                 }
             )
@@ -227,14 +227,15 @@ def train(
 
         idx = batches.next()
         x, y = (train_x, train_y) if idx is None else (train_x[idx], train_y[idx])
+        due = log and (step % config.log_every == 0 or step == config.steps)
         out = model(x)
         loss = task.loss_fn(out, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        due = log and (step % config.log_every == 0 or step == config.steps)
-        if log:
-            window[0] += float(loss.detach()) * len(y)
-            window[1] += float((out.detach().argmax(1) == y).sum())
+        if log and (due or idx is not None):  # full batch: the metrics are exactly θ_s's
+            # Summed on the device: no host sync per step (GPU), converted when logged.
+            window[0] = window[0] + loss.detach() * len(y)
+            window[1] = window[1] + (out.detach().argmax(1) == y).sum()
             window[2] += len(y)
         if due:
             reporter.metrics(
@@ -265,7 +266,7 @@ def _log_values(
         n = config.eval_max_examples
         train_loss, train_acc = evaluate(model, task, train_x[:n], train_y[:n])
     else:
-        train_loss, train_acc = window[0] / window[2], window[1] / window[2]
+        train_loss, train_acc = float(window[0]) / window[2], float(window[1]) / window[2]
     test_loss, test_acc = evaluate(model, task, test_x, test_y)
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     with torch.no_grad():

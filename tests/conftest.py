@@ -1,0 +1,150 @@
+"""Shared fixtures: settings pointed at a temporary data dir, real services, live processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+POSTGRES_URL = os.environ.get("OBS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("OBS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+IN_CI = os.environ.get("CI") == "true"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):  # noqa: ANN001, ANN201
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def child_env(data_dir: Path, **overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OBS_")}
+    env.update(OBS_DATA_DIR=str(data_dir), OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    env.update(overrides)
+    return env
+
+
+def stop_process(process: subprocess.Popen, grace: float = 30.0) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class Service:
+    """``observatory up`` (or ``serve``) in a subprocess, with its log kept for failures."""
+
+    def __init__(self, data_dir: Path, command: str = "up", **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = data_dir / f"{command}-{self.port}.log"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", command, "--port", str(self.port)],
+            env=child_env(data_dir, **env),
+            cwd=ROOT,
+            stdout=self.log_path.open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        wait_for(self._healthy, 60, f"{command} on {self.url}\n{self.log}")
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def _healthy(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"service exited with {self.process.returncode}:\n{self.log}")
+        try:
+            return httpx.get(f"{self.url}/api/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    """The embedded default, as a user starts it: broker, migrations, worker and server."""
+    svc = Service(tmp_path / "data")
+    yield svc
+    svc.stop()
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    if not _reachable("127.0.0.1", 5432):
+        if IN_CI:
+            pytest.fail("PostgreSQL on 127.0.0.1:5432 is unreachable; CI needs it")
+        pytest.skip("PostgreSQL on 127.0.0.1:5432 is unreachable")
+    return POSTGRES_URL
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    if not _reachable("127.0.0.1", 6379):
+        if IN_CI:
+            pytest.fail("Redis on 127.0.0.1:6379 is unreachable; CI needs it")
+        pytest.skip("Redis on 127.0.0.1:6379 is unreachable")
+    return REDIS_URL
+
+
+@pytest.fixture
+def pg_schema_url(postgres_url: str) -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    yield f"{postgres_url}?options=-csearch_path%3D{schema}"
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database: SQLite (the embedded default) and PostgreSQL (at scale)."""
+    from server import migrate
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'test.db'}"
+    else:
+        url = request.getfixturevalue("pg_schema_url")
+    migrate.upgrade(url)
+    return url
