@@ -7,7 +7,7 @@ import io
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import StreamingResponse
 
 from server.api.deps import RunDep, SessionDep
@@ -27,17 +27,21 @@ def read_metrics(
     ] = None,
     since_step: Annotated[int | None, Query(ge=0)] = None,
     max_points: Annotated[
-        int | None, Query(ge=4, le=1_000_000, description="downsample above this many points")
+        int, Query(ge=0, le=1_000_000, description="downsample above this (≥ 4); 0: every point")
     ] = 2000,
 ) -> MetricsPublic:
     """Series points; above ``max_points`` the extremes of each step bucket are kept.
 
     ``cursor`` resumes a live stream (``/stream?cursor=…``) right after the points returned here.
     """
+    if 0 < max_points < 4:
+        raise HTTPException(422, detail="max_points must be 0 (every point) or at least 4")
     available = [s.name for s in list_series(session, run_id=run.id)]
     wanted = [n for item in names for n in item.split(",") if n] if names else available
     series = [
-        read_series(session, run_id=run.id, name=name, since_step=since_step, max_points=max_points)
+        read_series(
+            session, run_id=run.id, name=name, since_step=since_step, max_points=max_points or None
+        )
         for name in wanted
     ]
     return MetricsPublic(
