@@ -67,10 +67,15 @@ def worker(
     name: Annotated[str | None, typer.Option(help="Celery node name")] = None,
 ) -> None:
     """Run one Celery worker process (one per GPU): solo pool, late acks, prefetch 1."""
+    import logging
+
     import torch
 
     from worker.celery_app import app as celery_app
 
+    logging.basicConfig(
+        level=logging.INFO, format="[%(asctime)s %(levelname)s %(name)s] %(message)s"
+    )
     if queues is None:
         queues = "gpu,any" if torch.cuda.is_available() else "cpu,any"
     argv = ["worker", "--pool=solo", "--concurrency=1", f"--queues={queues}", "--loglevel=INFO"]

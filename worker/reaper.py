@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import datetime
 
 from server.broker import enqueue_run, notify
 from server.config import Settings
 from server.db import get_sessionmaker
+from server.models import utcnow
 from server.store.runs import reclaim_orphans
 
 log = logging.getLogger(__name__)
 
 
-def reap_once(settings: Settings, worker: str | None = None) -> list[int]:
+def reap_once(settings: Settings, worker: str, started_at: datetime | None = None) -> list[int]:
     with get_sessionmaker(settings.resolved_database_url)() as session:
-        requeued = reclaim_orphans(session, lease_seconds=settings.lease_seconds, worker=worker)
+        requeued = reclaim_orphans(
+            session, lease_seconds=settings.lease_seconds, worker=worker, started_at=started_at
+        )
     for run_id, queue in requeued:
         log.warning("run %s lost its worker; queued again to resume from its checkpoint", run_id)
         enqueue_run(settings, run_id=run_id, queue=queue)
@@ -31,14 +35,14 @@ def reap_once(settings: Settings, worker: str | None = None) -> list[int]:
 
 
 def start_reaper(settings: Settings, worker: str, stop: threading.Event) -> threading.Thread:
+    started_at = utcnow()  # runs of ours that beat before this are a previous life's
+
     def loop() -> None:
-        own: str | None = worker  # the first pass also takes back this worker's own runs
         while not stop.is_set():
             try:
-                reap_once(settings, own)
+                reap_once(settings, worker, started_at)
             except Exception:  # a database hiccup must not kill the reaper
                 log.exception("reaper pass failed")
-            own = None
             stop.wait(max(0.5, settings.lease_seconds / 3))
 
     thread = threading.Thread(target=loop, name="observatory-reaper", daemon=True)

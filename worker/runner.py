@@ -68,6 +68,7 @@ def execute_run(run_id: int, settings: Settings, worker: str) -> str:
             reporter.flush()
         except Exception:  # the original error is the one worth keeping
             log.exception("run %s: flushing after the failure failed too", run_id)
+    reporter.close()
     with sessions() as session:
         if status == RunStatus.queued:
             run_store.release_run(session, run_id=run_id, worker=worker, step=step)

@@ -1,13 +1,15 @@
 """The database reporter: batched, idempotent writes of a run's points, events and arrays.
 
 Points wait in memory at most ``OBS_FLUSH_SECONDS`` (or until ``OBS_FLUSH_POINTS`` accumulate), and
-each flush is one transaction followed by a pub/sub notification that wakes the live streams.  The
-heartbeat renews the run's lease and reads its cancel flag at most every ``OBS_HEARTBEAT_SECONDS``:
-cancellation is a database flag, never a broker broadcast.
+each flush is one transaction followed by a pub/sub notification that wakes the live streams.  A
+heartbeat thread renews the run's lease and reads its cancel flag every ``OBS_HEARTBEAT_SECONDS``,
+so a long probe or data set build never lets the lease lapse, and the loop's per-step check is a
+memory read.  Cancellation is a database flag, never a broker broadcast.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
@@ -21,6 +23,7 @@ from server.store import runs as run_store
 from server.store.metrics import Point, write_points
 from server.store.results import ArrayRecord, EventRecord, write_arrays, write_events
 
+log = logging.getLogger(__name__)
 SHUTDOWN = threading.Event()
 """Set when the worker process is asked to shut down: runs checkpoint and go back to the queue."""
 
@@ -33,8 +36,14 @@ class DatabaseReporter:
         self._events: list[EventRecord] = []
         self._arrays: list[ArrayRecord] = []
         self._last_flush = time.monotonic()
-        self._last_beat = 0.0
-        self._cancelled = False
+        self._step = 0
+        self._cancelled = threading.Event()
+        self._closed = threading.Event()
+        self._beat()
+        self._heart = threading.Thread(
+            target=self._beat_until_closed, daemon=True, name=f"heartbeat-run-{run_id}"
+        )
+        self._heart.start()
 
     def metrics(self, step: int, values: dict[str, float]) -> None:
         now = time.time()
@@ -65,15 +74,28 @@ class DatabaseReporter:
         self._points, self._events, self._arrays = [], [], []
         notify(self.settings, self.run_id)
 
+    def _beat(self) -> None:
+        with get_sessionmaker(self.url)() as session:
+            if run_store.heartbeat(
+                session, run_id=self.run_id, worker=self.worker, step=self._step
+            ):
+                self._cancelled.set()
+        notify(self.settings, self.run_id)
+
+    def _beat_until_closed(self) -> None:
+        while not self._closed.wait(self.settings.heartbeat_seconds):
+            try:
+                self._beat()
+            except Exception:  # a database hiccup: the lease tolerates missed beats
+                log.exception("run %s: heartbeat failed", self.run_id)
+
     def stop_reason(self, step: int) -> str | None:
+        self._step = step
         if SHUTDOWN.is_set():
             return "interrupted"
-        now = time.monotonic()
-        if not self._cancelled and now - self._last_beat >= self.settings.heartbeat_seconds:
-            self._last_beat = now
-            with get_sessionmaker(self.url)() as session:
-                self._cancelled = run_store.heartbeat(
-                    session, run_id=self.run_id, worker=self.worker, step=step
-                )
-            notify(self.settings, self.run_id)
-        return "cancelled" if self._cancelled else None
+        return "cancelled" if self._cancelled.is_set() else None
+
+    def close(self) -> None:
+        """Stop the heartbeat (before the run's final status is written)."""
+        self._closed.set()
+        self._heart.join()

@@ -161,16 +161,22 @@ def release_run(session: Session, *, run_id: int, worker: str, step: int) -> Non
     session.commit()
 
 
-def reclaim_orphans(session: Session, *, lease_seconds: float, worker: str | None = None) -> list:
-    """Running runs whose worker stopped beating (or is ``worker``, restarted) go back to queued.
+def reclaim_orphans(
+    session: Session, *, lease_seconds: float, worker: str, started_at: datetime | None = None
+) -> list:
+    """Running runs whose worker stopped beating go back to queued.
+
+    ``worker`` is the caller: its own runs are alive (it trains them), except those that last beat
+    before this process started (``started_at``: a restart under the same name); they are
+    orphans at once, without waiting for the lease.
 
     Returns ``(run_id, queue)`` of each run put back, to be enqueued again; each orphan is put
     back by exactly one caller (a conditional UPDATE).  An orphan whose cancel was requested is
     marked cancelled instead, since no worker will ever read its flag.
     """
-    stale = Run.heartbeat_at < _lease_cutoff(lease_seconds)
-    if worker is not None:
-        stale = stale | (Run.worker == worker)
+    stale = (Run.heartbeat_at < _lease_cutoff(lease_seconds)) & (Run.worker != worker)
+    if started_at is not None:
+        stale = stale | ((Run.worker == worker) & (Run.heartbeat_at < started_at))
     requeued = []
     for run_id, queue, cancel in session.execute(
         select(Run.id, Run.queue, Run.cancel_requested).where(

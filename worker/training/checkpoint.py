@@ -17,6 +17,7 @@ import torch
 class CheckpointStore:
     def __init__(self, directory: Path, run_id: int) -> None:
         self.path = directory / f"run-{run_id}.pt"
+        self.label = f"run {run_id}"
 
     def save(self, state: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ a resumed run replays from s exactly; its writes are upserts, so nothing is dupl
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from torch import nn
 from server.schemas import OptimizerConfig, RunConfig
 from worker.training.checkpoint import CheckpointStore
 from worker.training.tasks import Task, build_task
+
+log = logging.getLogger(__name__)
 
 
 class Reporter(Protocol):
@@ -160,11 +163,11 @@ def train(
     checkpoints: CheckpointStore | None = None,
     hooks: Sequence[StepHook] = (),
     max_parameters: int | None = None,
-    log: bool = True,
+    log_metrics: bool = True,
 ) -> Outcome:
     """Train ``config`` to its last step, or until the reporter says stop.
 
-    ``log=False`` switches all metric logging off (the baseline of the logging-overhead bench).
+    ``log_metrics=False`` switches all metric logging off (the baseline of the logging-overhead bench).
     """
     device = resolve_device(config.device)
     task = build_task(config.task, config.seed)
@@ -196,6 +199,7 @@ def train(
         window = list(state["window"])
         for hook in hooks:
             hook.load_state_dict(state["hooks"].get(hook.name, {}))
+        log.info("%s: resuming from the checkpoint at step %d", checkpoints.label, step)
     torch.manual_seed(config.seed + 2 + step)  # dropout etc. continue alike after a resume
 
     model.train()
@@ -227,12 +231,12 @@ def train(
 
         idx = batches.next()
         x, y = (train_x, train_y) if idx is None else (train_x[idx], train_y[idx])
-        due = log and (step % config.log_every == 0 or step == config.steps)
+        due = log_metrics and (step % config.log_every == 0 or step == config.steps)
         out = model(x)
         loss = task.loss_fn(out, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if log and (due or idx is not None):  # full batch: the metrics are exactly θ_s's
+        if log_metrics and (due or idx is not None):  # full batch: the metrics are exactly θ_s's
             # Summed on the device: no host sync per step (GPU), converted when logged.
             window[0] = window[0] + loss.detach() * len(y)
             window[1] = window[1] + (out.detach().argmax(1) == y).sum()

@@ -47,7 +47,7 @@ def make_opposing_signals(
     d: int = 32,
     n_classes: int = 4,
     planted_fraction: float = 0.03,
-    planted_scale: float = 16.0,
+    planted_scale: float = 48.0,
     *,
     separation: float = 3.0,
     noise: float = 1.0,
