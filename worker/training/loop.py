@@ -167,7 +167,7 @@ def train(
 ) -> Outcome:
     """Train ``config`` to its last step, or until the reporter says stop.
 
-    ``log_metrics=False`` switches all metric logging off (the baseline of the logging-overhead bench).
+    ``log_metrics=False`` switches all metric logging off (the logging-overhead baseline).
     """
     device = resolve_device(config.device)
     task = build_task(config.task, config.seed)

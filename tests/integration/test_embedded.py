@@ -1,0 +1,149 @@
+"""The embedded default as a user runs it: ``observatory up`` (SQLite, embedded Redis, a worker)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT, Service, child_env, wait_for
+
+pytestmark = pytest.mark.integration
+
+CONFIG = {"task": {"kind": "digits", "hidden": 32}, "steps": 400, "log_every": 5, "device": "cpu"}
+
+
+def children_of(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def alive(pid: int) -> bool:
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+    except OSError:
+        return False
+
+
+def collect_stream(url: str, out: list[tuple[float, str, dict]]) -> None:
+    with httpx.stream("GET", url, timeout=120) as response:
+        event = None
+        for line in response.iter_lines():
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and event:
+                out.append((time.monotonic(), event, json.loads(line.split(":", 1)[1])))
+                if event == "end":
+                    return
+
+
+def test_up_trains_streams_cancels_and_stops_cleanly(service: Service, tmp_path: Path) -> None:
+    api = service.url
+    health = httpx.get(f"{api}/api/health").json()
+    assert health["embedded"] and health["database"] and health["broker"]
+    assert wait_for(lambda: httpx.get(f"{api}/api/health").json()["workers"], 30, "a worker")
+    assert (Path(service.log_path).parent / "observatory.db").exists()
+
+    run = httpx.post(f"{api}/api/runs", json=CONFIG).json()
+    events: list[tuple[float, str, dict]] = []
+    reader = threading.Thread(
+        target=collect_stream, args=(f"{api}/api/runs/{run['id']}/stream", events)
+    )
+    reader.start()
+    reader.join(120)
+    assert not reader.is_alive(), "the stream did not end with the run"
+    kinds = [kind for _, kind, _ in events]
+    statuses = [data["status"] for _, kind, data in events if kind == "status"]
+    assert statuses[0] in ("queued", "running") and statuses[-1] == "completed"
+    assert "running" in statuses and kinds[-1] == "end"
+    streamed = sorted(
+        s
+        for _, kind, data in events
+        if kind == "metrics"
+        for s in data.get("train.loss", {}).get("steps", [])
+    )
+    assert streamed == list(range(0, 401, 5))  # every point, live, exactly once
+    assert len([k for k in kinds if k == "metrics"]) > 2  # arrived in several pushes
+
+    # Cancel: a running run stops within a few steps and is marked cancelled.
+    long_run = httpx.post(f"{api}/api/runs", json={**CONFIG, "steps": 200_000}).json()
+    wait_for(
+        lambda: httpx.get(f"{api}/api/runs/{long_run['id']}").json()["step"] > 20,
+        60,
+        "the long run to start",
+    )
+    assert httpx.post(f"{api}/api/runs/{long_run['id']}/cancel").status_code == 200
+    stopped = wait_for(
+        lambda: (
+            (r := httpx.get(f"{api}/api/runs/{long_run['id']}").json())["status"] == "cancelled"
+            and r
+        ),
+        30,
+        "the cancel to take effect",
+    )
+    assert stopped["step"] < 200_000 and stopped["finished_at"]
+
+    # The CLI: submit a config file and follow it with a progress bar until it completes.
+    config_file = tmp_path / "run.json"
+    config_file.write_text(json.dumps({**CONFIG, "steps": 50}))
+    cli = subprocess.run(
+        [sys.executable, "-m", "server.cli", "submit", str(config_file), "--api", api],
+        env=child_env(tmp_path),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    assert "completed" in cli.stdout
+    listing = subprocess.run(
+        [sys.executable, "-m", "server.cli", "runs", "--api", api],
+        env=child_env(tmp_path),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "3 runs" in listing.stdout and "cancelled" in listing.stdout
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"optimizer": {"lr": -1}}')
+    rejected = subprocess.run(
+        [sys.executable, "-m", "server.cli", "submit", str(bad), "--api", api],
+        env=child_env(tmp_path),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert rejected.returncode == 1 and "422" in rejected.stdout and "lr" in rejected.stdout
+
+    # Ctrl-C stops the server, the worker and the broker.
+    kids = children_of(service.process.pid)
+    assert len(kids) >= 2  # embedded Redis and the worker
+    service.stop()
+    assert service.process.returncode == 0 or service.process.returncode is not None
+    wait_for(
+        lambda: (
+            not any(
+                Path(f"/proc/{pid}").exists()
+                and "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+                for pid in kids
+            )
+        ),
+        30,
+        "the children to exit",
+    )
