@@ -1,7 +1,8 @@
 """The database reporter: batched, idempotent writes of a run's points, events and arrays.
 
-Points wait in memory at most ``OBS_FLUSH_SECONDS`` (or until ``OBS_FLUSH_POINTS`` accumulate), and
-each flush is one transaction followed by a pub/sub notification that wakes the live streams.  A
+Points wait in memory at most ``OBS_FLUSH_SECONDS`` (or until ``OBS_FLUSH_POINTS`` accumulate); a
+writer thread then commits them in one transaction and publishes a notification that wakes the
+live streams, so training never waits on the database except at checkpoints and at the end.  A
 heartbeat thread renews the run's lease and reads its cancel flag every ``OBS_HEARTBEAT_SECONDS``,
 so a long probe or data set build never lets the lease lapse, and the loop's per-step check is a
 memory read.  Cancellation is a database flag, never a broker broadcast.
@@ -10,6 +11,7 @@ memory read.  Cancellation is a database flag, never a broker broadcast.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from typing import Any
@@ -39,6 +41,12 @@ class DatabaseReporter:
         self._step = 0
         self._cancelled = threading.Event()
         self._closed = threading.Event()
+        self._writes: queue.Queue[tuple | None] = queue.Queue()
+        self._write_error: BaseException | None = None
+        self._writer = threading.Thread(
+            target=self._write_loop, daemon=True, name=f"writer-run-{run_id}"
+        )
+        self._writer.start()
         self._beat()
         self._heart = threading.Thread(
             target=self._beat_until_closed, daemon=True, name=f"heartbeat-run-{run_id}"
@@ -61,18 +69,39 @@ class DatabaseReporter:
     def _maybe_flush(self) -> None:
         overdue = time.monotonic() - self._last_flush >= self.settings.flush_seconds
         if overdue or len(self._points) >= self.settings.flush_points:
-            self.flush()
+            self._hand_off()
+
+    def _hand_off(self) -> None:
+        """Give the buffered records to the writer thread; training does not wait for it."""
+        if self._write_error is not None:
+            raise RuntimeError("writing the run's results failed") from self._write_error
+        self._last_flush = time.monotonic()
+        if self._points or self._events or self._arrays:
+            self._writes.put((self._points, self._events, self._arrays))
+            self._points, self._events, self._arrays = [], [], []
 
     def flush(self) -> None:
-        self._last_flush = time.monotonic()
-        if not (self._points or self._events or self._arrays):
-            return
-        with get_engine(self.url).begin() as connection:
-            write_points(connection, run_id=self.run_id, points=self._points)
-            write_events(connection, run_id=self.run_id, events=self._events)
-            write_arrays(connection, run_id=self.run_id, records=self._arrays)
-        self._points, self._events, self._arrays = [], [], []
-        notify(self.settings, self.run_id)
+        """Hand off and wait until everything reported so far is committed."""
+        self._hand_off()
+        self._writes.join()
+        if self._write_error is not None:
+            raise RuntimeError("writing the run's results failed") from self._write_error
+
+    def _write_loop(self) -> None:
+        while (batch := self._writes.get()) is not None:
+            points, events, arrays = batch
+            try:
+                if self._write_error is None:
+                    with get_engine(self.url).begin() as connection:
+                        write_points(connection, run_id=self.run_id, points=points)
+                        write_events(connection, run_id=self.run_id, events=events)
+                        write_arrays(connection, run_id=self.run_id, records=arrays)
+                    notify(self.settings, self.run_id)
+            except BaseException as error:  # re-raised in the training thread
+                self._write_error = error
+            finally:
+                self._writes.task_done()
+        self._writes.task_done()
 
     def _beat(self) -> None:
         with get_sessionmaker(self.url)() as session:
@@ -96,6 +125,8 @@ class DatabaseReporter:
         return "cancelled" if self._cancelled.is_set() else None
 
     def close(self) -> None:
-        """Stop the heartbeat (before the run's final status is written)."""
+        """Stop the writer and the heartbeat (before the run's final status is written)."""
+        self._writes.put(None)
+        self._writer.join()
         self._closed.set()
         self._heart.join()
