@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -181,6 +181,19 @@ class EventPublic(BaseModel):
 class EventsPublic(BaseModel):
     data: list[EventPublic]
     count: int
+
+
+class ArrayStepsPublic(BaseModel):
+    probe: str
+    steps: list[int]
+    meta: list[dict]
+
+
+class ArrayResultPublic(BaseModel):
+    probe: str
+    step: int
+    meta: dict
+    arrays: dict[str, Any]
 
 
 class HealthPublic(BaseModel):

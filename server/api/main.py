@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from server.api import events, health, metrics, runs, stream
+from server.api import events, health, metrics, results, runs, stream
 
 api_router = APIRouter(prefix="/api")
 for module_router in (
@@ -10,6 +10,7 @@ for module_router in (
     runs.config_router,
     metrics.router,
     events.router,
+    results.router,
     stream.router,
     health.router,
 ):

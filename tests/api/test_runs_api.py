@@ -219,3 +219,38 @@ def test_schema_presets_and_static_dashboard(client: TestClient) -> None:
     assert client.get("/openapi.json").json()["paths"]["/api/runs"]["post"]["operationId"] == (
         "runs-create_run"
     )
+
+
+def test_array_results_generic_and_named_routes(client: TestClient, settings: Settings) -> None:
+    import numpy as np
+
+    from server.store.results import ArrayRecord, write_arrays
+
+    run_id = client.post("/api/runs", json=SMALL).json()["id"]
+    spectrum = np.array([3.5, 1.25, np.nan], dtype=np.float32)
+    with get_engine(settings.resolved_database_url).begin() as connection:
+        write_arrays(
+            connection,
+            run_id=run_id,
+            records=[
+                ArrayRecord("hessian", 10, {"eigenvalues": spectrum, "grid": np.eye(2)}, {"k": 3}),
+                ArrayRecord("hessian", 20, {"eigenvalues": spectrum * 2}, {"k": 3}),
+            ],
+        )
+        # Rewriting a step (a resumed run) replaces it.
+        write_arrays(
+            connection,
+            run_id=run_id,
+            records=[ArrayRecord("hessian", 20, {"eigenvalues": spectrum * 4}, {"k": 3, "v": 2})],
+        )
+    steps = client.get(f"/api/runs/{run_id}/spectra").json()
+    assert steps == client.get(f"/api/runs/{run_id}/arrays/hessian").json()
+    assert steps["steps"] == [10, 20] and steps["meta"][1] == {"k": 3, "v": 2}
+    at = client.get(f"/api/runs/{run_id}/spectra/10").json()
+    assert at["arrays"] == {"eigenvalues": [3.5, 1.25, None], "grid": [[1.0, 0.0], [0.0, 1.0]]}
+    assert (
+        client.get(f"/api/runs/{run_id}/arrays/hessian/20").json()["arrays"]["eigenvalues"][0] == 14
+    )
+    assert client.get(f"/api/runs/{run_id}/spectra/30").status_code == 404
+    assert client.get(f"/api/runs/{run_id}/landscapes").json()["steps"] == []
+    assert client.get(f"/api/runs/{run_id}/arrays/BAD name").status_code in (404, 422)
