@@ -83,8 +83,14 @@ class OptimizerConfig(Strict):
         return betas
 
 
+class ProbeEntry(Strict):
+    """Fields every probe entry has; a probe's config subclasses it."""
+
+    every: int = Field(default=100, ge=1, description="run the probe every this many steps")
+
+
 class ProbesConfig(Strict):
-    """One optional entry per probe; fields are added as probes land.  Unknown names are 422."""
+    """One optional entry per probe (absent or null: off).  Unknown names are 422."""
 
 
 class RunConfig(Strict):

@@ -1,8 +1,9 @@
 """Probe scheduling: turns the RunConfig's ``probes`` entries into loop hooks.
 
-Each probe that lands registers a factory here under its ``ProbesConfig`` field name; the factory
-takes that entry's config and returns a ``worker.training.loop.StepHook``.  The probe itself stays
-a plain library in ``worker.probes``; the hook only schedules it and reports its results.
+Each probe has a module here whose hook class takes that probe's config entry and implements
+``worker.training.loop.StepHook`` (usually by subclassing ``common.ScheduledHook``); it is listed
+in ``FACTORIES`` under its ``ProbesConfig`` field name.  The probe itself stays a plain library in
+``worker.probes``; the hook only schedules it and reports its results.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import Any
 from server.schemas import RunConfig
 from worker.training.loop import StepHook
 
-FACTORIES: dict[str, Callable[[Any], StepHook]] = {}
+FACTORIES: dict[str, Callable[[Any], StepHook]] = {
+    # "<ProbesConfig field>": HookClass,  — one line per probe
+}
 
 
 def build_hooks(config: RunConfig) -> list[StepHook]:
