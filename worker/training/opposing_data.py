@@ -68,7 +68,10 @@ def make_opposing_signals(
         n_classes: number of classes (at least 2).
         planted_fraction: fraction of examples carrying the planted feature, in ``[0, 1)``.
         planted_scale: norm of the planted feature; the core part has norm about
-            ``sqrt(separation**2 + d * noise**2)``, so the default makes it about 2.5 times larger.
+            ``sqrt(separation**2 + d * noise**2)`` (6.4 at the defaults), 7.5 times smaller.
+            With SGD at lr 0.5, batch 256, on a 32-64-64-4 ReLU MLP the planted examples' losses
+            then swing 17-58 times more per step than without the feature, the two halves in
+            antiphase (tests/probes/test_opposing.py).
         separation: norm of each class mean.
         noise: standard deviation of the isotropic Gaussian noise.
         planted_classes: the two classes between which the planted feature is split.
