@@ -1,0 +1,79 @@
+// The HTTP API as small async functions. Every failure (network, non-2xx, bad JSON) becomes an
+// ApiError whose message names the problem, so callers can show it instead of a blank page.
+
+export class ApiError extends Error {
+  constructor(status, detail, message) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status; // 0 when the server could not be reached
+    this.detail = detail; // the JSON body's `detail`: a string, or a list of {loc, msg, type}
+  }
+}
+
+function describe(status, detail, statusText) {
+  if (Array.isArray(detail)) {
+    return detail.map((d) => `${(d.loc ?? []).join(".")}: ${d.msg}`).join("; ");
+  }
+  if (typeof detail === "string" && detail) return `${status}: ${detail}`;
+  return `${status} ${statusText || "error"}`;
+}
+
+async function request(method, path, body) {
+  const init = { method, headers: { Accept: "application/json" } };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (error) {
+    throw new ApiError(0, null, `server unreachable (${error.message})`);
+  }
+  if (response.status === 204) return null;
+  const text = await response.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = text;
+  }
+  if (!response.ok) {
+    const detail = data && typeof data === "object" ? data.detail : data;
+    throw new ApiError(response.status, detail, describe(response.status, detail, response.statusText));
+  }
+  return data;
+}
+
+function query(params) {
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== "") search.set(key, String(value));
+  }
+  const text = search.toString();
+  return text ? `?${text}` : "";
+}
+
+export const api = {
+  listRuns: ({ status, tag, offset, limit } = {}) =>
+    request("GET", `/api/runs${query({ status, tag, offset, limit })}`),
+  getRun: (id) => request("GET", `/api/runs/${id}`),
+  createRun: (config) => request("POST", "/api/runs", config),
+  cancelRun: (id) => request("POST", `/api/runs/${id}/cancel`),
+  deleteRun: (id) => request("DELETE", `/api/runs/${id}`),
+  metrics: (id, { names, sinceStep, maxPoints } = {}) =>
+    request(
+      "GET",
+      `/api/runs/${id}/metrics${query({
+        names: names?.join(","),
+        since_step: sinceStep,
+        max_points: maxPoints,
+      })}`,
+    ),
+  events: (id) => request("GET", `/api/runs/${id}/events`),
+  schema: () => request("GET", "/api/schema/run-config"),
+  presets: () => request("GET", "/api/presets"),
+  health: () => request("GET", "/api/health"),
+  streamUrl: (id, cursor) => `/api/runs/${id}/stream${query({ cursor })}`,
+  exportUrl: (id) => `/api/runs/${id}/export.csv`,
+};

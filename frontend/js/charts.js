@@ -1,0 +1,235 @@
+// Plotly line charts of scalar series, shared by every scalar panel: linePanel() returns the
+// render/update pair of a panel spec (see panels.js). Live points are appended with
+// Plotly.extendTraces; the EMA state per trace continues across appends.
+//
+// Trace order (stable, so tests and panels can rely on it): one trace per series of the run
+// (smoothed when smoothing > 0), then the raw series drawn faintly (only when smoothing > 0),
+// then the overlaid runs.
+
+import { FINISHED } from "./dom.js";
+import { matchesSeries } from "./panels.js";
+import { ema } from "./series.js";
+
+export const SERIES_COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777"];
+const OVERLAY_DASHES = ["dot", "dash", "dashdot", "longdash"];
+const MAX_EVENT_LABELS = 20;
+
+export function plotly() {
+  if (!window.Plotly) throw new Error("plotly.js did not load (/vendor/plotly.min.js)");
+  return window.Plotly;
+}
+
+function theme() {
+  const css = getComputedStyle(document.documentElement);
+  const read = (name, fallback) => css.getPropertyValue(name).trim() || fallback;
+  return {
+    fg: read("--fg", "#1f2937"),
+    grid: read("--grid", "#e5e7eb"),
+    muted: read("--muted", "#6b7280"),
+    event: read("--event", "#b45309"),
+    font: getComputedStyle(document.body).fontFamily,
+  };
+}
+
+// Series names a panel draws: exact names always (empty until their first point, so live
+// appends have a trace to extend), "prefix.*" families as found in the store, sorted.
+export function seriesNames(patterns, store) {
+  const names = [];
+  for (const pattern of patterns) {
+    const found = pattern.endsWith(".*")
+      ? store.names().filter((n) => matchesSeries(pattern, n)).sort()
+      : [pattern];
+    for (const name of found) if (!names.includes(name)) names.push(name);
+  }
+  return names;
+}
+
+// Vertical dotted lines (and labels) at the steps of the run's events.
+export function eventMarkers(events, logX, colors = theme()) {
+  const x = (step) => (logX ? (step > 0 ? Math.log10(step) : null) : step); // log axes place shapes in log10 units
+  const placed = events.filter((e) => x(e.step) !== null);
+  return {
+    shapes: placed.map((e) => ({
+      type: "line",
+      xref: "x",
+      yref: "paper",
+      x0: x(e.step),
+      x1: x(e.step),
+      y0: 0,
+      y1: 1,
+      line: { color: colors.event, width: 1, dash: "dot" },
+    })),
+    annotations: placed.slice(-MAX_EVENT_LABELS).map((e) => ({
+      x: x(e.step),
+      xref: "x",
+      y: 1,
+      yref: "paper",
+      text: e.kind,
+      showarrow: false,
+      textangle: -90,
+      xanchor: "right",
+      yanchor: "top",
+      font: { size: 10, color: colors.event },
+      hovertext: `step ${e.step}: ${e.kind}`,
+    })),
+  };
+}
+
+function layout(ctx, { yTitle, logY, empty, legend }) {
+  const colors = theme();
+  const logX = Boolean(ctx.options.logX);
+  const markers = eventMarkers(ctx.events, logX, colors);
+  if (empty) {
+    const finished = FINISHED.has(ctx.run?.status);
+    markers.annotations.push({
+      text: finished ? "no points were recorded" : "waiting for the first points…",
+      xref: "paper",
+      yref: "paper",
+      x: 0.5,
+      y: 0.5,
+      showarrow: false,
+      font: { size: 13, color: colors.muted },
+    });
+  }
+  return {
+    autosize: true,
+    height: 280,
+    margin: { l: 60, r: 12, t: 28, b: 40 },
+    paper_bgcolor: "rgba(0,0,0,0)",
+    plot_bgcolor: "rgba(0,0,0,0)",
+    font: { family: colors.font, size: 12, color: colors.fg },
+    xaxis: {
+      title: { text: "step" },
+      type: logX ? "log" : "linear",
+      gridcolor: colors.grid,
+      zeroline: false,
+      visible: !empty,
+    },
+    yaxis: {
+      visible: !empty,
+      title: { text: yTitle ?? "" },
+      type: logY ? "log" : "linear",
+      gridcolor: colors.grid,
+      zeroline: false,
+      exponentformat: "power",
+    },
+    showlegend: legend,
+    legend: { orientation: "h", x: 0, y: 1, yanchor: "bottom", font: { size: 11 } },
+    hovermode: "x unified",
+    uirevision: `${logX}|${logY}`, // keeps the user's zoom across live updates, not across axis types
+    ...markers,
+  };
+}
+
+const PLOT_CONFIG = {
+  responsive: true,
+  displaylogo: false,
+  modeBarButtonsToRemove: ["lasso2d", "select2d", "autoScale2d"],
+  toImageButtonOptions: { format: "png", scale: 2 },
+};
+
+// A scalar panel spec: `series` drawn against the step, optional log-y toggle (`logY` given),
+// overlaid runs when `overlay`; `labels` maps series names to legend names; `smooth: false`
+// exempts it from the smoothing slider (a learning rate schedule should stay exact).
+export function linePanel({ id, title, series, yTitle, logY, labels = {}, smooth = true, ...rest }) {
+  const label = (name) => labels[name] ?? name;
+  const weight = (ctx) => (smooth ? Number(ctx.options.smoothing) || 0 : 0);
+
+  function render(ctx) {
+    const names = seriesNames(series, ctx.store);
+    const w = weight(ctx);
+    ctx.state.names = names;
+    ctx.state.ema = names.map(() => ({ m: 0, n: 0 }));
+    const traces = names.map((name, i) => {
+      const s = ctx.store.get(name);
+      return {
+        type: "scatter",
+        mode: s.steps.length === 1 ? "markers" : "lines",
+        name: label(name),
+        x: s.steps.slice(),
+        y: ema(s.values, w, ctx.state.ema[i]),
+        line: { color: SERIES_COLORS[i % SERIES_COLORS.length], width: 1.8 },
+        hovertemplate: "%{y:.4g}",
+        connectgaps: false,
+      };
+    });
+    if (w > 0) {
+      names.forEach((name, i) => {
+        const s = ctx.store.get(name);
+        traces.push({
+          type: "scatter",
+          mode: "lines",
+          name: `${label(name)} (raw)`,
+          x: s.steps.slice(),
+          y: s.values.slice(),
+          line: { color: SERIES_COLORS[i % SERIES_COLORS.length], width: 1 },
+          opacity: 0.25,
+          showlegend: false,
+          hoverinfo: "skip",
+        });
+      });
+    }
+    if (rest.overlay) {
+      for (const run of ctx.overlays) {
+        names.forEach((name, i) => {
+          const s = run.store.get(name);
+          if (!s.steps.length) return;
+          traces.push({
+            type: "scatter",
+            mode: "lines",
+            name: `#${run.id} ${label(name)}`,
+            legendgroup: `run-${run.id}`,
+            x: s.steps.slice(),
+            y: ema(s.values, w),
+            line: { color: run.color, width: 1.5, dash: OVERLAY_DASHES[i % OVERLAY_DASHES.length] },
+            hovertemplate: "%{y:.4g}",
+          });
+        });
+      }
+    }
+    ctx.state.empty = traces.every((t) => !t.x.length);
+    const options = {
+      yTitle,
+      logY: Boolean(ctx.local.logY),
+      empty: ctx.state.empty,
+      legend: traces.filter((t) => t.showlegend !== false).length > 1,
+    };
+    plotly().react(ctx.el, traces, layout(ctx, options), PLOT_CONFIG);
+  }
+
+  function update(ctx, delta) {
+    const names = ctx.state.names ?? [];
+    // a new member of a series family, or the first points: redraw (axes, legend, modes)
+    if (ctx.state.empty || Object.keys(delta).some((name) => !names.includes(name))) return render(ctx);
+    const w = weight(ctx);
+    const indices = [];
+    const xs = [];
+    const ys = [];
+    names.forEach((name, i) => {
+      const points = delta[name];
+      if (!points) return;
+      indices.push(i);
+      xs.push(points.steps.slice());
+      ys.push(ema(points.values, w, ctx.state.ema[i]));
+      if (w > 0) {
+        indices.push(names.length + i);
+        xs.push(points.steps.slice());
+        ys.push(points.values.slice());
+      }
+    });
+    if (!indices.length) return;
+    if (names.some((name, i) => delta[name] && ctx.el.data?.[i]?.mode === "markers")) return render(ctx);
+    plotly().extendTraces(ctx.el, { x: xs, y: ys }, indices);
+  }
+
+  function onEvents(ctx) {
+    plotly().relayout(ctx.el, eventMarkers(ctx.events, Boolean(ctx.options.logX)));
+  }
+
+  function onStatus(ctx) {
+    if (ctx.state.empty) render(ctx); // "waiting for points" becomes "no points were recorded"
+  }
+
+  const controls = logY === undefined ? [] : [{ key: "logY", label: "log y", value: logY }];
+  return { id, title, series, controls, render, update, onEvents, onStatus, ...rest };
+}

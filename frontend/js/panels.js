@@ -1,0 +1,203 @@
+// Panel registry of the run page: the seam where probe panels plug in.
+//
+// A panel is one object, registered once from its own module under js/panels/; adding one means
+// a new file there plus one import line in js/panels/index.js. The core (run-page.js, this host)
+// never names a panel.
+//
+//   registerPanel({
+//     id: "sharpness",                      // unique; its chart element gets id `plot-${id}`
+//     title: "Sharpness vs 2/lr",
+//     series: ["hessian.lambda_max", "lr"], // scalar series it draws; "hessian.eig.*" = a family
+//     order: 60,                            // position (core scalar panels use 10–50)
+//     always: false,                        // show before any of its series exists
+//     overlay: false,                       // also draw the overlaid runs (ctx.overlays)
+//     controls: [{ key: "logY", label: "log y", value: false }], // toggles -> ctx.local.logY
+//     when(ctx) { return true },            // optional: visibility instead of the series rule
+//     render(ctx) {},                       // draw from scratch (first show, any option change)
+//     update(ctx, delta) {},                // new points {name: {steps, values}}, its series only
+//     onEvents(ctx) {},                     // optional: ctx.events changed (default: render)
+//     onStatus(ctx) {},                     // optional: ctx.run.status changed (default: nothing)
+//   });
+//
+// ctx: el (the chart element), card, runId, run (latest Run JSON), store (SeriesStore of the run),
+// overlays [{id, name, color, store}], events [{id, step, kind, payload}], options {logX,
+// smoothing}, local (this panel's control values), state (the panel's own scratch), and api
+// (js/api.js) for panels that read their own endpoints (spectra, landscapes, outliers).
+// Scalar panels need no code of their own: linePanel() in js/charts.js supplies render/update.
+// A series that no panel claims gets an automatic one-series line panel, so a new probe's
+// scalars are visible before anyone writes its panel. A panel that throws shows its error in its
+// own card; the other panels keep working.
+
+import { h } from "./dom.js";
+
+const registry = new Map();
+
+export function registerPanel(spec) {
+  if (!spec?.id || typeof spec.render !== "function") {
+    throw new Error("registerPanel needs at least {id, render}");
+  }
+  if (registry.has(spec.id)) throw new Error(`panel ${spec.id} is registered twice`);
+  registry.set(spec.id, { order: 100, series: [], controls: [], always: false, overlay: false, ...spec });
+}
+
+export function registeredPanels() {
+  return [...registry.values()].sort((a, b) => a.order - b.order);
+}
+
+export function matchesSeries(pattern, name) {
+  return pattern.endsWith(".*") ? name.startsWith(pattern.slice(0, -1)) : pattern === name;
+}
+
+export function claims(panel, name) {
+  return panel.series.some((pattern) => matchesSeries(pattern, name));
+}
+
+function pick(delta, panel) {
+  const out = {};
+  let any = false;
+  for (const [name, points] of Object.entries(delta)) {
+    if (claims(panel, name)) {
+      out[name] = points;
+      any = true;
+    }
+  }
+  return any ? out : null;
+}
+
+// Mounts the visible panels into `container` and routes data to them.
+// view: {runId, run, store, overlays, events, options, api}, shared with the page.
+export class PanelHost {
+  constructor(container, view, { autoPanel } = {}) {
+    this.container = container;
+    this.view = view;
+    this.autoPanel = autoPanel; // name -> panel spec, for unclaimed series
+    this.auto = new Map();
+    this.mounted = new Map(); // id -> {panel, ctx}
+  }
+
+  panels() {
+    return [...registeredPanels(), ...this.auto.values()].sort((a, b) => a.order - b.order);
+  }
+
+  context(panel, card, el, errorBox) {
+    const view = this.view;
+    const local = Object.fromEntries(panel.controls.map((c) => [c.key, c.value]));
+    return {
+      panel,
+      card,
+      el,
+      errorBox,
+      local,
+      state: {},
+      get runId() { return view.runId; },
+      get run() { return view.run; },
+      get store() { return view.store; },
+      get overlays() { return view.overlays; },
+      get events() { return view.events; },
+      get options() { return view.options; },
+      get api() { return view.api; },
+    };
+  }
+
+  visible(panel) {
+    if (panel.when) return this.safely(panel, null, () => panel.when(this.contextless(panel)), false);
+    return panel.always || this.view.store.names().some((name) => claims(panel, name));
+  }
+
+  contextless(panel) {
+    return { panel, run: this.view.run, store: this.view.store, events: this.view.events, options: this.view.options };
+  }
+
+  // Mounts panels that became visible (and auto panels for unclaimed series), in order.
+  sync() {
+    if (this.autoPanel) {
+      const known = this.panels();
+      for (const name of this.view.store.names()) {
+        if (!known.some((p) => claims(p, name)) && !this.auto.has(name)) {
+          this.auto.set(name, this.autoPanel(name));
+        }
+      }
+    }
+    for (const panel of this.panels()) {
+      if (!this.mounted.has(panel.id) && this.visible(panel)) this.mount(panel);
+    }
+  }
+
+  mount(panel) {
+    const el = h("div", { class: "plot", id: `plot-${panel.id}` });
+    const errorBox = h("div", { class: "notice notice-error", role: "alert", hidden: true });
+    const controls = h("div", { class: "panel-controls" });
+    const card = h(
+      "article",
+      { class: "card panel", id: `panel-${panel.id}`, dataset: { panel: panel.id } },
+      h("header", {}, h("h3", {}, panel.title ?? panel.id), controls),
+      errorBox,
+      el,
+    );
+    const ctx = this.context(panel, card, el, errorBox);
+    for (const control of panel.controls) {
+      const input = h("input", {
+        type: "checkbox",
+        name: `${panel.id}.${control.key}`,
+        checked: Boolean(control.value),
+        onchange: () => {
+          ctx.local[control.key] = input.checked;
+          this.render(panel.id);
+        },
+      });
+      controls.append(h("label", { class: "check" }, input, " ", control.label));
+    }
+    const after = this.panels().find((p) => p.order > panel.order && this.mounted.has(p.id));
+    this.container.insertBefore(card, after ? this.mounted.get(after.id).ctx.card : null);
+    this.mounted.set(panel.id, { panel, ctx });
+    this.safely(panel, ctx, () => panel.render(ctx));
+  }
+
+  safely(panel, ctx, fn, fallback) {
+    try {
+      const result = fn();
+      if (ctx) ctx.errorBox.hidden = true;
+      return result;
+    } catch (error) {
+      console.error(`panel ${panel.id}:`, error);
+      if (ctx) {
+        ctx.errorBox.textContent = `This panel failed: ${error.message}`;
+        ctx.errorBox.hidden = false;
+      }
+      return fallback;
+    }
+  }
+
+  render(id) {
+    const entry = this.mounted.get(id);
+    if (entry) this.safely(entry.panel, entry.ctx, () => entry.panel.render(entry.ctx));
+  }
+
+  // Re-renders every mounted panel (or those `filter` accepts), e.g. after an option changed.
+  renderAll(filter = () => true) {
+    this.sync();
+    for (const { panel } of this.mounted.values()) if (filter(panel)) this.render(panel.id);
+  }
+
+  // New points, already appended to the store: each panel gets the part it claims.
+  update(delta) {
+    for (const { panel, ctx } of this.mounted.values()) {
+      const mine = pick(delta, panel);
+      if (mine) this.safely(panel, ctx, () => (panel.update ? panel.update(ctx, mine) : panel.render(ctx)));
+    }
+    this.sync();
+  }
+
+  statusChanged() {
+    for (const { panel, ctx } of this.mounted.values()) {
+      if (panel.onStatus) this.safely(panel, ctx, () => panel.onStatus(ctx));
+    }
+  }
+
+  eventsChanged() {
+    for (const { panel, ctx } of this.mounted.values()) {
+      this.safely(panel, ctx, () => (panel.onEvents ? panel.onEvents(ctx) : panel.render(ctx)));
+    }
+    this.sync();
+  }
+}

@@ -1,0 +1,4 @@
+// Every panel module of the run page. A probe panel is one more file in this folder that calls
+// registerPanel() (see ../panels.js), plus one import line here.
+
+import "./scalars.js";

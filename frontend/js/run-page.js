@@ -1,0 +1,202 @@
+// Entry point of the run page (run.html): loads the run, its history (GET /metrics, downsampled)
+// and events, mounts the registered panels, then follows the live stream from the history's
+// cursor, appending points to the charts and updating the header.
+
+import { api } from "./api.js";
+import { linePanel } from "./charts.js";
+import { FINISHED, h, showError } from "./dom.js";
+import { renderEvents } from "./events-list.js";
+import { mountHealth } from "./health.js";
+import { mountOverlay } from "./overlay.js";
+import { PanelHost } from "./panels.js";
+import "./panels/index.js";
+import { mountRunHeader } from "./run-header.js";
+import { SeriesStore } from "./series.js";
+import { openStream } from "./stream.js";
+
+const HISTORY_POINTS = 2000;
+// Live points are appended to the charts as they come; past this many per series since the last
+// history load, the history is reloaded (downsampled) so a long run stays light in the browser.
+const RELOAD_AFTER = 2 * HISTORY_POINTS;
+
+const headerEl = document.getElementById("run-header");
+const controlsEl = document.getElementById("chart-controls");
+const panelsEl = document.getElementById("panels");
+const eventsEl = document.getElementById("events");
+
+function parseRunId() {
+  const match = window.location.pathname.match(/\/runs\/(\d+)\/?$/);
+  const id = Number(match?.[1] ?? new URLSearchParams(window.location.search).get("id"));
+  return Number.isInteger(id) && id > 0 ? id : null;
+}
+
+function mountChartControls(container, view, host) {
+  const logX = h("input", {
+    type: "checkbox",
+    id: "log-x",
+    onchange: () => {
+      view.options.logX = logX.checked;
+      host.renderAll();
+    },
+  });
+  const value = h("output", { for: "smoothing", id: "smoothing-value" }, "0");
+  let pending = false;
+  const smoothing = h("input", {
+    type: "range",
+    id: "smoothing",
+    min: 0,
+    max: 0.99,
+    step: 0.01,
+    value: "0",
+    oninput: () => {
+      view.options.smoothing = Number(smoothing.value);
+      value.textContent = smoothing.value;
+      if (!pending) {
+        pending = true;
+        requestAnimationFrame(() => {
+          pending = false;
+          host.renderAll();
+        });
+      }
+    },
+  });
+  const overlayEl = h("div", { class: "overlay" });
+  container.replaceChildren(
+    h("label", { class: "check", for: "log-x" }, logX, " log x"),
+    h("label", { for: "smoothing", class: "smoothing" }, "smoothing (EMA)", smoothing, value),
+    overlayEl,
+  );
+  return overlayEl;
+}
+
+async function main() {
+  mountHealth(document.getElementById("health-slot"));
+  const runId = parseRunId();
+  if (!runId) {
+    showError(headerEl, "No run here:", new Error(`${window.location.pathname} names no run id`));
+    return;
+  }
+  const view = {
+    runId,
+    run: null,
+    store: new SeriesStore(),
+    overlays: [],
+    events: [],
+    options: { logX: false, smoothing: 0 },
+    api,
+  };
+  try {
+    view.run = await api.getRun(runId);
+  } catch (error) {
+    showError(headerEl, `Could not load run ${runId}:`, error);
+    headerEl.append(h("p", {}, h("a", { href: "/" }, "Back to all runs")));
+    controlsEl.hidden = true;
+    eventsEl.closest("section").hidden = true;
+    return;
+  }
+
+  const header = mountRunHeader(headerEl, { runId, onCancel: () => cancel() });
+  header.update(view.run);
+  const autoPanel = (name) => linePanel({ id: `auto-${name.replace(/[^\w-]/g, "-")}`, title: name, series: [name], order: 1000 });
+  const host = new PanelHost(panelsEl, view, { autoPanel });
+  const overlayEl = mountChartControls(controlsEl, view, host);
+  mountOverlay(overlayEl, { runId, overlays: view.overlays, onChange: () => host.renderAll((p) => p.overlay) });
+
+  let appended = 0;
+  let reloading = null; // buffered stream deltas while the history reloads
+
+  async function loadHistory() {
+    const metrics = await api.metrics(runId, { maxPoints: HISTORY_POINTS });
+    view.store = SeriesStore.fromMetrics(metrics);
+    return metrics.cursor;
+  }
+
+  async function reloadHistory() {
+    reloading = [];
+    try {
+      await loadHistory();
+    } catch (error) {
+      console.warn("history reload failed; keeping the points already drawn", error);
+    }
+    for (const delta of reloading) view.store.append(delta);
+    reloading = null;
+    appended = 0;
+    host.renderAll();
+  }
+
+  function onMetrics(delta) {
+    if (reloading) {
+      reloading.push(delta);
+      return;
+    }
+    const accepted = view.store.append(delta);
+    host.update(accepted);
+    const longest = Math.max(0, ...Object.values(accepted).map((s) => s.steps.length));
+    appended += longest;
+    if (appended > RELOAD_AFTER) reloadHistory();
+  }
+
+  function addEvents(events) {
+    const known = new Set(view.events.map((e) => e.id));
+    const fresh = events.filter((e) => !known.has(e.id));
+    if (!fresh.length) return;
+    view.events.push(...fresh);
+    renderEvents(eventsEl, view.events, { finished: FINISHED.has(view.run.status) });
+    host.eventsChanged();
+  }
+
+  async function cancel() {
+    try {
+      view.run = await api.cancelRun(runId);
+      header.update(view.run);
+      header.notice.clear();
+    } catch (error) {
+      header.notice.set(`Could not cancel: ${error.message}`);
+    }
+  }
+
+  let cursor;
+  try {
+    cursor = await loadHistory();
+  } catch (error) {
+    // the stream without a cursor sends every point from the start, so the charts still fill
+    panelsEl.before(h("p", { class: "notice notice-warn" }, `Could not load the history (${error.message}); following the live stream from the start.`));
+  }
+  host.renderAll();
+
+  try {
+    addEvents((await api.events(runId)).data);
+    renderEvents(eventsEl, view.events, { finished: FINISHED.has(view.run.status) });
+  } catch (error) {
+    showError(eventsEl, "Could not load the events:", error);
+  }
+
+  openStream(api.streamUrl(runId, cursor), {
+    status(status) {
+      const changed = status.status !== view.run.status;
+      view.run = { ...view.run, ...status };
+      header.update(view.run);
+      if (changed) host.statusChanged();
+    },
+    metrics: onMetrics,
+    event: (event) => addEvents([event]),
+    async end(final) {
+      if (final.status === "deleted") {
+        header.setConnection("deleted");
+        header.notice.set("This run was deleted; the charts show what was received.");
+        return;
+      }
+      header.setConnection("finished");
+      try {
+        view.run = await api.getRun(runId); // finished_at, final error
+        header.update(view.run);
+      } catch {
+        // the header already shows the final status from the stream
+      }
+      renderEvents(eventsEl, view.events, { finished: true });
+    },
+    connection: (state) => header.setConnection(state),
+  });
+}
+
+main().catch((error) => showError(headerEl, "The run page failed:", error));

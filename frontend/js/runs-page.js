@@ -1,0 +1,38 @@
+// Entry point of the runs page (index.html): health, the runs table and the submit form.
+
+import { api } from "./api.js";
+import { h, showError } from "./dom.js";
+import { mountHealth } from "./health.js";
+import { mountRunsTable } from "./runs-table.js";
+import { mountSubmitForm } from "./submit-form.js";
+
+async function mountForm(container) {
+  let schema;
+  try {
+    schema = await api.schema();
+  } catch (error) {
+    showError(container, "Could not load the run config schema:", error);
+    container.append(h("button", { type: "button", class: "secondary", onclick: () => mountForm(container) }, "Retry"));
+    return;
+  }
+  let presets = [];
+  let presetsError = null;
+  try {
+    presets = await api.presets();
+  } catch (error) {
+    presetsError = error; // the form works without them
+  }
+  try {
+    mountSubmitForm(container, { schema, presets });
+  } catch (error) {
+    showError(container, "Could not build the form from the schema:", error);
+    return;
+  }
+  if (presetsError) {
+    container.prepend(h("p", { class: "notice notice-warn" }, `Presets unavailable: ${presetsError.message}`));
+  }
+}
+
+mountHealth(document.getElementById("health-slot"));
+mountRunsTable(document.getElementById("runs"));
+mountForm(document.getElementById("new-run"));

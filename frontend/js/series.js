@@ -1,0 +1,71 @@
+// Client-side scalar series of one run: the downsampled history from GET /metrics plus the live
+// points from the stream, and the EMA smoothing the charts apply.
+
+export class SeriesStore {
+  constructor() {
+    this.series = new Map(); // name -> {steps: number[], values: (number|null)[]}
+  }
+
+  static fromMetrics(response) {
+    const store = new SeriesStore();
+    for (const s of response?.series ?? []) {
+      store.series.set(s.name, { steps: [...s.steps], values: [...s.values] });
+    }
+    return store;
+  }
+
+  names() {
+    return [...this.series.keys()];
+  }
+
+  has(name) {
+    return this.series.has(name) && this.series.get(name).steps.length > 0;
+  }
+
+  get(name) {
+    return this.series.get(name) ?? { steps: [], values: [] };
+  }
+
+  // Appends a stream `metrics` payload {name: {steps, values}}; only points after the last step
+  // of each series are kept (so a replayed or overlapping batch never duplicates a point).
+  // Returns the accepted points in the same shape.
+  append(delta) {
+    const accepted = {};
+    for (const [name, batch] of Object.entries(delta ?? {})) {
+      let target = this.series.get(name);
+      if (!target) {
+        target = { steps: [], values: [] };
+        this.series.set(name, target);
+      }
+      const last = target.steps.length ? target.steps[target.steps.length - 1] : -Infinity;
+      const steps = [];
+      const values = [];
+      batch.steps.forEach((step, i) => {
+        if (step > (steps.length ? steps[steps.length - 1] : last)) {
+          steps.push(step);
+          values.push(batch.values[i]);
+        }
+      });
+      if (steps.length) {
+        target.steps.push(...steps);
+        target.values.push(...values);
+        accepted[name] = { steps, values };
+      }
+    }
+    return accepted;
+  }
+}
+
+// Debiased exponential moving average (as TensorBoard's smoothing slider): with weight w,
+// m_i = w m_{i-1} + (1 - w) v_i and the shown value is m_i / (1 - w^n) after n finite points.
+// `state` carries m and n across calls, so live points continue the curve of the history.
+// null (NaN/Inf on the server) stays null and does not move the average.
+export function ema(values, weight, state = { m: 0, n: 0 }) {
+  if (!weight) return values.slice();
+  return values.map((v) => {
+    if (v === null || !Number.isFinite(v)) return null;
+    state.m = weight * state.m + (1 - weight) * v;
+    state.n += 1;
+    return state.m / (1 - weight ** state.n);
+  });
+}
