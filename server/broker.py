@@ -72,6 +72,20 @@ def broker_reachable(settings: Settings) -> bool:
         return False
 
 
-def workers_seen(settings: Settings, timeout: float = 1.0) -> list[str]:
-    replies = celery_for(settings).control.ping(timeout=timeout) or []
-    return sorted(name for reply in replies for name in reply)
+WORKER_KEY = "observatory:worker:"
+
+
+def announce_worker(settings: Settings, name: str, ttl: float) -> None:
+    """A worker's presence key, renewed by its reaper thread.  A solo-pool worker that is
+    training cannot answer Celery's broadcast ping, so presence is a key with an expiry."""
+    _redis(settings.redis_url).set(WORKER_KEY + name, b"1", px=int(ttl * 1000))
+
+
+def retire_worker(settings: Settings, name: str) -> None:
+    with contextlib.suppress(redis.RedisError):
+        _redis(settings.redis_url).delete(WORKER_KEY + name)
+
+
+def workers_seen(settings: Settings) -> list[str]:
+    keys = _redis(settings.redis_url).scan_iter(match=WORKER_KEY + "*", count=1000)
+    return sorted(key.decode().removeprefix(WORKER_KEY) for key in keys)

@@ -98,7 +98,9 @@ class RunConfig(Strict):
     tags: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
         default_factory=list, max_length=32
     )
-    task: TaskConfig = Field(default_factory=DigitsTask)
+    task: TaskConfig = Field(
+        default_factory=DigitsTask, json_schema_extra={"default": {"kind": "digits"}}
+    )
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     batch_size: int | None = Field(default=None, ge=1, description="None: full batch")
     steps: int = Field(default=1000, ge=1)

@@ -3,8 +3,9 @@
 A run's lease is its heartbeat: a worker killed mid-run (kill -9, a lost machine) stops beating,
 and once the lease (``OBS_LEASE_SECONDS``) runs out any worker's reaper puts the run back in the
 queue; the next worker resumes it from its last checkpoint.  A restarted worker also takes back at
-once the runs still marked as its own.  Redis itself never redelivers a live run: its visibility
-timeout is longer than any run.
+once the runs still marked as its own.  The same thread keeps the worker's presence key alive
+(``/api/health`` lists the workers from those keys).  Redis itself never redelivers a live run:
+its visibility timeout is longer than any run.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import threading
 from datetime import datetime
 
-from server.broker import enqueue_run, notify
+from server.broker import announce_worker, enqueue_run, notify, retire_worker
 from server.config import Settings
 from server.db import get_sessionmaker
 from server.models import utcnow
@@ -40,10 +41,12 @@ def start_reaper(settings: Settings, worker: str, stop: threading.Event) -> thre
     def loop() -> None:
         while not stop.is_set():
             try:
+                announce_worker(settings, worker, ttl=settings.lease_seconds)
                 reap_once(settings, worker, started_at)
             except Exception:  # a database hiccup must not kill the reaper
                 log.exception("reaper pass failed")
             stop.wait(max(0.5, settings.lease_seconds / 3))
+        retire_worker(settings, worker)
 
     thread = threading.Thread(target=loop, name="observatory-reaper", daemon=True)
     thread.start()

@@ -14,6 +14,7 @@ from server.api.deps import RunDep, SessionDep
 from server.api.stream import encode_cursor
 from server.schemas import MetricsPublic, SeriesPoints
 from server.store.metrics import iter_points, json_safe, list_series, read_series
+from server.store.results import last_event_id
 
 router = APIRouter(prefix="/runs/{run_id}", tags=["metrics"])
 
@@ -32,7 +33,8 @@ def read_metrics(
 ) -> MetricsPublic:
     """Series points; above ``max_points`` the extremes of each step bucket are kept.
 
-    ``cursor`` resumes a live stream (``/stream?cursor=…``) right after the points returned here.
+    ``cursor`` resumes a live stream (``/stream?cursor=…``) right after the points returned here
+    and after the run's current events (read those from ``/events``).
     """
     if 0 < max_points < 4:
         raise HTTPException(422, detail="max_points must be 0 (every point) or at least 4")
@@ -48,7 +50,10 @@ def read_metrics(
         run_id=run.id,
         series=[SeriesPoints(**vars(s)) for s in series],
         available=available,
-        cursor=encode_cursor({s.name: s.steps[-1] for s in series if s.steps}, 0),
+        cursor=encode_cursor(
+            {s.name: s.steps[-1] for s in series if s.steps},
+            last_event_id(session, run_id=run.id),
+        ),
     )
 
 

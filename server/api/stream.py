@@ -27,6 +27,7 @@ from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from server.api.deps import RunDep
+from server.api.runs import to_public
 from server.broker import channel
 from server.config import Settings, get_settings
 from server.db import get_sessionmaker
@@ -65,13 +66,7 @@ def _poll(settings: Settings, run_id: int, series: dict[str, int], event_id: int
         run = session.get(Run, run_id)  # read first: a finished status means all points are in
         if run is None:
             return Snapshot(None, [], [])
-        status = {
-            "status": run.status,
-            "step": run.step,
-            "total_steps": run.total_steps,
-            "progress": 1.0 if run.status == RunStatus.completed else run.step / run.total_steps,
-            "error": run.error,
-        }
+        status = to_public(run).model_dump(mode="json", exclude={"config"})
         points = points_after(session, run_id=run_id, cursors=series)
         events = [
             {"id": e.id, "step": e.step, "kind": e.kind, "payload": e.payload}

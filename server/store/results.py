@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -93,6 +93,10 @@ def list_events(
     if kind:
         query = query.where(Event.kind == kind)
     return list(session.scalars(query.order_by(Event.id)))
+
+
+def last_event_id(session: Session, *, run_id: int) -> int:
+    return session.scalar(select(func.max(Event.id)).where(Event.run_id == run_id)) or 0
 
 
 def list_arrays(session: Session, *, run_id: int, probe: str) -> list[tuple[int, dict]]:
