@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from server.models import Metric, Series
@@ -98,19 +98,32 @@ def write_points(connection: Connection, *, run_id: int, points: Iterable[Point]
             _SQLITE_UPSERT, [(run_id, p.name, p.step, clean(p.value), p.wall_time) for p in rows]
         )
         connection.exec_driver_sql(_SQLITE_SERIES, summary_rows)
+    # Series with the same step range (a run's metrics at one log step) refresh together.
+    groups: dict[tuple[int, int], list[str]] = {}
     for name, pts in summaries.items():
         steps = [p.step for p in pts]
+        groups.setdefault((min(steps), max(steps)), []).append(name)
+    for (lo, hi), names in groups.items():
         last_step = connection.execute(
-            select(Series.last_step).where(Series.run_id == run_id, Series.name == name)
+            select(func.max(Series.last_step)).where(
+                Series.run_id == run_id, Series.name.in_(names)
+            )
         ).scalar_one()
-        top = rollup.refresh(
-            connection, run_id=run_id, name=name, lo=min(steps), hi=max(steps), last_step=last_step
+        extremes = rollup.refresh(
+            connection, run_id=run_id, names=names, lo=lo, hi=hi, last_step=last_step
         )
-        extremes = (float(top.min_value[0]), float(top.max_value[0])) if len(top) else (None, None)
         connection.execute(
             update(Series)
-            .where(Series.run_id == run_id, Series.name == name)
-            .values(min_value=extremes[0], max_value=extremes[1])
+            .where(Series.run_id == run_id, Series.name == bindparam("series_name"))
+            .values(min_value=bindparam("lo_value"), max_value=bindparam("hi_value")),
+            [
+                {
+                    "series_name": n,
+                    "lo_value": extremes.get(n, (None, None))[0],
+                    "hi_value": extremes.get(n, (None, None))[1],
+                }
+                for n in names
+            ],
         )
     return len(rows)
 

@@ -4,6 +4,9 @@ Level ``L`` cuts the step axis into buckets of ``BASE**L`` steps and keeps, per 
 of points and the minimum and maximum points (step and value).  After a write touches steps
 ``[lo, hi]``, each level is recomputed for the touched buckets from the level below (level 1 from
 the raw points), so the pyramid is exact even when a resumed run rewrites steps.
+
+Series written together (a run's metrics share their steps) are refreshed together: every
+statement covers all of them, so a flush costs a few statements per level, not per series.
 """
 
 from __future__ import annotations
@@ -56,100 +59,132 @@ class Buckets:
 _COLUMNS = "run_id, name, level, bucket, n, min_step, min_value, max_step, max_value"
 _SQLITE_INSERT = f"INSERT INTO metric_buckets ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _POSTGRES_INSERT = (
-    f"INSERT INTO metric_buckets ({_COLUMNS}) SELECT %s, %s, %s, * FROM unnest("
-    "%s::bigint[], %s::bigint[], %s::bigint[], %s::float8[], %s::bigint[], %s::float8[])"
+    f"INSERT INTO metric_buckets ({_COLUMNS}) SELECT %s, * FROM unnest(%s::text[], "
+    "%s::int[], %s::bigint[], %s::bigint[], %s::bigint[], %s::float8[], %s::bigint[], "
+    "%s::float8[])"
 )
+_SHIFT = 40  # composite key: series index << 40 | bucket (buckets stay below 2**40)
 
 
 def _run(connection: Connection, sql: str, params: tuple):  # noqa: ANN202 - a DB-API result
-    """Plain DB-API execution: this runs ~20 statements per series per flush, and SQLAlchemy's
-    ``text()`` compilation would cost more than SQLite itself."""
+    """Plain DB-API execution: SQLAlchemy's ``text()`` compilation would cost more than SQLite."""
     if connection.dialect.name == "postgresql":
         sql = sql.replace("?", "%s")
     return connection.exec_driver_sql(sql, params)
 
 
+def _in(names: list[str]) -> str:
+    return f"name IN ({', '.join('?' * len(names))})"
+
+
 def _insert(
-    connection: Connection, *, run_id: int, name: str, level: int, buckets: Buckets
+    connection: Connection, *, run_id: int, names: list[str], level: int, buckets: Buckets
 ) -> None:
+    series = [names[i] for i in (buckets.key >> _SHIFT).tolist()]
     columns = (
+        series,
+        [level] * len(series),
+        (buckets.key & ((1 << _SHIFT) - 1)).tolist(),
+        buckets.n.tolist(),
+        buckets.min_step.tolist(),
+        buckets.min_value.tolist(),
+        buckets.max_step.tolist(),
+        buckets.max_value.tolist(),
+    )
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(_POSTGRES_INSERT, (run_id, *columns))
+    else:
+        rows = zip(*columns, strict=True)
+        connection.exec_driver_sql(_SQLITE_INSERT, [(run_id, *r) for r in rows])
+
+
+def refresh(
+    connection: Connection, *, run_id: int, names: list[str], lo: int, hi: int, last_step: int
+) -> dict[str, tuple[float, float]]:
+    """Recompute every level's buckets of ``names`` that overlap the steps ``[lo, hi]``.
+
+    Levels go up until one bucket holds every series whole (``last_step`` is the last step of
+    any of them); returns each series' minimum and maximum, read off that top bucket.
+    """
+    names = sorted(names)
+    b_lo, b_hi = lo // BASE, hi // BASE
+    rows = _run(
+        connection,
+        f"SELECT name, step, value FROM metrics WHERE run_id = ? AND {_in(names)} "
+        "AND step >= ? AND step <= ? AND value IS NOT NULL ORDER BY name, step",
+        (run_id, *names, b_lo * BASE, (b_hi + 1) * BASE - 1),
+    ).all()
+    index = {name: i for i, name in enumerate(names)}
+    series = np.fromiter((index[r[0]] for r in rows), dtype=np.int64, count=len(rows))
+    steps = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+    values = np.fromiter((r[2] for r in rows), dtype=np.float64, count=len(rows))
+    buckets = Buckets.from_points(steps, values, (series << _SHIFT) | (steps // BASE))
+    for level in range(1, MAX_LEVEL + 1):
+        _run(
+            connection,
+            f"DELETE FROM metric_buckets WHERE run_id = ? AND {_in(names)} AND level = ? "
+            "AND bucket >= ? AND bucket <= ?",
+            (run_id, *names, level, b_lo, b_hi),
+        )
+        if len(buckets):
+            _insert(connection, run_id=run_id, names=names, level=level, buckets=buckets)
+        if last_step // BASE**level == 0 or level == MAX_LEVEL:
+            # Bucket 0 of each series, made from all its children: the whole series.
+            return {
+                names[int(k >> _SHIFT)]: (float(v0), float(v1))
+                for k, v0, v1 in zip(buckets.key, buckets.min_value, buckets.max_value, strict=True)
+            }
+        # The parent level needs all children of the touched parents, not only the touched ones.
+        b_lo, b_hi = b_lo // BASE, b_hi // BASE
+        children = _read(
+            connection,
+            run_id=run_id,
+            names=names,
+            level=level,
+            lo=b_lo * BASE,
+            hi=(b_hi + 1) * BASE - 1,
+        )
+        buckets = children.merge(
+            ((children.key >> _SHIFT) << _SHIFT) | ((children.key & ((1 << _SHIFT) - 1)) // BASE)
+        )
+    raise AssertionError("unreachable: the top level always returns")
+
+
+def _read(
+    connection: Connection, *, run_id: int, names: list[str], level: int, lo: int, hi: int
+) -> Buckets:
+    """Buckets of several series, keyed ``series index << 40 | bucket`` (names sorted)."""
+    rows = _run(
+        connection,
+        "SELECT name, bucket, n, min_step, min_value, max_step, max_value FROM metric_buckets "
+        f"WHERE run_id = ? AND {_in(names)} AND level = ? AND bucket >= ? AND bucket <= ? "
+        "ORDER BY name, bucket",
+        (run_id, *names, level, lo, hi),
+    ).all()
+    index = {name: i for i, name in enumerate(names)}
+    key = np.fromiter(((index[r[0]] << _SHIFT) | r[1] for r in rows), np.int64, len(rows))
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 7
+    ints, floats = np.int64, np.float64
+    return Buckets(
+        key,
+        np.asarray(cols[2], ints),
+        np.asarray(cols[3], ints),
+        np.asarray(cols[4], floats),
+        np.asarray(cols[5], ints),
+        np.asarray(cols[6], floats),
+    )
+
+
+def read_level(
+    connection: Connection, *, run_id: int, name: str, level: int, lo: int, hi: int
+) -> Buckets:
+    """One series' buckets at ``level`` with bucket numbers in ``[lo, hi]``."""
+    buckets = _read(connection, run_id=run_id, names=[name], level=level, lo=lo, hi=hi)
+    return Buckets(
         buckets.key,
         buckets.n,
         buckets.min_step,
         buckets.min_value,
         buckets.max_step,
         buckets.max_value,
-    )
-    if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql(
-            _POSTGRES_INSERT, (run_id, name, level, *(c.tolist() for c in columns))
-        )
-    else:
-        rows = zip(*(c.tolist() for c in columns), strict=True)
-        connection.exec_driver_sql(_SQLITE_INSERT, [(run_id, name, level, *r) for r in rows])
-
-
-def refresh(
-    connection: Connection, *, run_id: int, name: str, lo: int, hi: int, last_step: int
-) -> Buckets:
-    """Recompute every level's buckets that overlap the steps ``[lo, hi]``.
-
-    Levels go up until one bucket holds the whole series (``last_step`` is the series' last);
-    that top bucket is returned: its extremes are the series' minimum and maximum.
-    """
-    width = BASE
-    b_lo, b_hi = lo // width, hi // width
-    rows = _run(
-        connection,
-        "SELECT step, value FROM metrics WHERE run_id = ? AND name = ? "
-        "AND step >= ? AND step <= ? AND value IS NOT NULL ORDER BY step",
-        (run_id, name, b_lo * width, (b_hi + 1) * width - 1),
-    ).all()
-    steps = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    values = np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))
-    buckets = Buckets.from_points(steps, values, steps // width)
-    for level in range(1, MAX_LEVEL + 1):
-        _run(
-            connection,
-            "DELETE FROM metric_buckets WHERE run_id = ? AND name = ? AND level = ? "
-            "AND bucket >= ? AND bucket <= ?",
-            (run_id, name, level, b_lo, b_hi),
-        )
-        if len(buckets):
-            _insert(connection, run_id=run_id, name=name, level=level, buckets=buckets)
-        if last_step // BASE**level == 0 or level == MAX_LEVEL:
-            return buckets  # bucket 0, made from all its children: the whole series
-        # The parent level needs all children of the touched parents, not only the touched ones.
-        b_lo, b_hi = b_lo // BASE, b_hi // BASE
-        children = read_level(
-            connection,
-            run_id=run_id,
-            name=name,
-            level=level,
-            lo=b_lo * BASE,
-            hi=(b_hi + 1) * BASE - 1,
-        )
-        buckets = children.merge(children.key // BASE)
-    raise AssertionError("unreachable: the top level always returns")
-
-
-def read_level(
-    connection: Connection, *, run_id: int, name: str, level: int, lo: int, hi: int
-) -> Buckets:
-    rows = _run(
-        connection,
-        "SELECT bucket, n, min_step, min_value, max_step, max_value FROM metric_buckets "
-        "WHERE run_id = ? AND name = ? AND level = ? AND bucket >= ? AND bucket <= ? "
-        "ORDER BY bucket",
-        (run_id, name, level, lo, hi),
-    ).all()
-    cols = list(zip(*rows, strict=True)) if rows else [()] * 6
-    ints, floats = np.int64, np.float64
-    return Buckets(
-        np.asarray(cols[0], ints),
-        np.asarray(cols[1], ints),
-        np.asarray(cols[2], ints),
-        np.asarray(cols[3], floats),
-        np.asarray(cols[4], ints),
-        np.asarray(cols[5], floats),
     )
