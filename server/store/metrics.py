@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from server.models import Metric, Series
 from server.store import rollup
+from server.store.sql import number_array, text_array
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +87,10 @@ def write_points(connection: Connection, *, run_id: int, points: Iterable[Point]
             _POSTGRES_UPSERT,
             (
                 run_id,
-                [p.name for p in rows],
-                [p.step for p in rows],
-                [clean(p.value) for p in rows],
-                [p.wall_time for p in rows],
+                text_array(p.name for p in rows),
+                number_array(p.step for p in rows),
+                number_array(clean(p.value) for p in rows),
+                number_array(p.wall_time for p in rows),
             ),
         )
         connection.exec_driver_sql(_POSTGRES_SERIES, summary_rows)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import Connection
 
+from server.store.sql import number_array, run, text_array
+
 BASE = 4
 MAX_LEVEL = 14  # 4**14 ≈ 2.7e8 steps per bucket at the top
 
@@ -66,13 +68,6 @@ _POSTGRES_INSERT = (
 _SHIFT = 40  # composite key: series index << 40 | bucket (buckets stay below 2**40)
 
 
-def _run(connection: Connection, sql: str, params: tuple):  # noqa: ANN202 - a DB-API result
-    """Plain DB-API execution: SQLAlchemy's ``text()`` compilation would cost more than SQLite."""
-    if connection.dialect.name == "postgresql":
-        sql = sql.replace("?", "%s")
-    return connection.exec_driver_sql(sql, params)
-
-
 def _in(names: list[str]) -> str:
     return f"name IN ({', '.join('?' * len(names))})"
 
@@ -92,7 +87,8 @@ def _insert(
         buckets.max_value.tolist(),
     )
     if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql(_POSTGRES_INSERT, (run_id, *columns))
+        arrays = (text_array(columns[0]), *(number_array(c) for c in columns[1:]))
+        connection.exec_driver_sql(_POSTGRES_INSERT, (run_id, *arrays))
     else:
         rows = zip(*columns, strict=True)
         connection.exec_driver_sql(_SQLITE_INSERT, [(run_id, *r) for r in rows])
@@ -108,7 +104,7 @@ def refresh(
     """
     names = sorted(names)
     b_lo, b_hi = lo // BASE, hi // BASE
-    rows = _run(
+    rows = run(
         connection,
         f"SELECT name, step, value FROM metrics WHERE run_id = ? AND {_in(names)} "
         "AND step >= ? AND step <= ? AND value IS NOT NULL ORDER BY name, step",
@@ -120,7 +116,7 @@ def refresh(
     values = np.fromiter((r[2] for r in rows), dtype=np.float64, count=len(rows))
     buckets = Buckets.from_points(steps, values, (series << _SHIFT) | (steps // BASE))
     for level in range(1, MAX_LEVEL + 1):
-        _run(
+        run(
             connection,
             f"DELETE FROM metric_buckets WHERE run_id = ? AND {_in(names)} AND level = ? "
             "AND bucket >= ? AND bucket <= ?",
@@ -154,7 +150,7 @@ def _read(
     connection: Connection, *, run_id: int, names: list[str], level: int, lo: int, hi: int
 ) -> Buckets:
     """Buckets of several series, keyed ``series index << 40 | bucket`` (names sorted)."""
-    rows = _run(
+    rows = run(
         connection,
         "SELECT name, bucket, n, min_step, min_value, max_step, max_value FROM metric_buckets "
         f"WHERE run_id = ? AND {_in(names)} AND level = ? AND bucket >= ? AND bucket <= ? "
