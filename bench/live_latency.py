@@ -31,15 +31,19 @@ REDIS = "redis://127.0.0.1:6379/13"
 
 
 def listen(url: str, received: dict[int, float], done: threading.Event) -> None:
-    with httpx.stream("GET", url, timeout=60) as response:
-        for line in response.iter_lines():
-            if line.startswith("data:"):
-                data = json.loads(line[5:])
-                now = time.time()
-                for step, value in zip(*data.get("probe", {}).values(), strict=False):
-                    received[step] = now - value
-            if done.is_set():
-                return
+    try:
+        with httpx.stream("GET", url, timeout=60) as response:
+            for line in response.iter_lines():
+                if line.startswith("data:"):
+                    data = json.loads(line[5:])
+                    now = time.time()
+                    for step, value in zip(*data.get("probe", {}).values(), strict=False):
+                        received[step] = now - value
+                if done.is_set():
+                    return
+    except httpx.RemoteProtocolError:
+        if not done.is_set():  # the server stopping at the end of the measurement is expected
+            raise
 
 
 def measure(backend: str, points: int) -> list[float]:
