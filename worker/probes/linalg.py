@@ -4,17 +4,14 @@ The Hessian of the training loss is never formed. :class:`HessianOperator` appli
 (a Hessian-vector product, HVP, Pearlmutter 1994) and everything else is a free function over any
 symmetric operator with ``dim``, ``dtype``, ``device`` and ``matvec``:
 
-* :func:`lanczos` -- the extreme eigenpairs by thick-restart Lanczos with full reorthogonalization
-  (Lanczos 1950; Wu & Simon 2000, SIAM J. Matrix Anal. Appl. 22(2)), which for symmetric
-  matrices is the Krylov-Schur method (Stewart 2001);
-* :func:`lanczos_tridiagonal` and :func:`gauss_quadrature` -- the m-step tridiagonalization and
-  the Gauss quadrature it defines, for stochastic Lanczos quadrature (Golub & Meurant 1994;
-  Ubaru, Chen & Saad 2017).
+* :func:`lanczos` -- extreme eigenpairs by thick-restart Lanczos with full reorthogonalization
+  (Lanczos 1950; Wu & Simon 2000), for symmetric matrices the Krylov-Schur method (Stewart 2001);
+* :func:`lanczos_tridiagonal`, :func:`gauss_quadrature` -- the Jacobi matrix of m steps and its
+  Gauss rule, for stochastic Lanczos quadrature (Golub & Meurant 1994; Ubaru et al. 2017).
 
-Memory: the Lanczos basis holds ``ncv + 1`` vectors of the operator's size. It lives on the
-operator's device by default; ``basis_device="cpu"`` keeps it in host memory (one device-to-host
-copy per step), and :func:`lanczos_tridiagonal` with ``reorthogonalize=False`` keeps only three
-vectors.
+Memory: the Lanczos basis holds ``ncv + 1`` operator-sized vectors, on the operator's device by
+default; ``basis_device="cpu"`` keeps it in host memory (one copy per step), and
+:func:`lanczos_tridiagonal` with ``reorthogonalize=False`` keeps three vectors.
 """
 
 from __future__ import annotations
@@ -120,15 +117,12 @@ class HessianOperator:
     its weights nor their ``.grad`` are touched. Floating-point inputs and targets are cast to
     the parameters' dtype and everything runs on their device.
 
-    Backends: ``"autograd"`` (double backward). With ``cache_graph=True`` the gradient graph of all
-    batches is built once and each HVP is a single backward pass through it (fastest; memory holds
-    every batch's activations). With ``cache_graph=False`` each HVP redoes forward, backward and
-    the second backward batch by batch (memory of one batch). ``"func"`` is forward-over-reverse,
-    ``jvp(grad(loss))`` batch by batch (memory of one batch).
-
-    Cost counters: ``n_hvp``; ``n_forward`` and ``n_backward`` count passes over one batch (the
-    second backward of an HVP counts as a backward; a ``func`` HVP is one forward and one backward
-    pass, both carrying a tangent).
+    Backends: ``"autograd"`` is double backward; with ``cache_graph=True`` the gradient graph of
+    all batches is built once and an HVP is one backward pass through it (fastest; memory holds
+    every batch's activations), else each HVP redoes forward, backward and second backward batch
+    by batch (memory of one batch). ``"func"`` is forward-over-reverse ``jvp(grad(loss))``, batch
+    by batch. Counters: ``n_hvp``, and ``n_forward``/``n_backward`` passes over one batch (a
+    second backward counts as a backward; a ``func`` HVP as one of each, carrying a tangent).
 
     Args:
         model: the network.
@@ -177,45 +171,38 @@ class HessianOperator:
         self.n_examples = sum(b[2] for b in self._batches)
         self.n_batches = len(self._batches)
         self.n_hvp = self.n_forward = self.n_backward = 0
-        self._graph: tuple[tuple[Tensor, ...], tuple[Tensor, ...], list[bool]] | None = None
+        self._graph = None
         if backend == "autograd" and cache_graph:
-            self._graph = self._build_graph()
+            leaves = self._leaves()
+            self._graph = (leaves, self._grads(leaves, self._batches))
 
     def _loss(self, params: Mapping[str, Tensor], inputs: Any, targets: Any) -> Tensor:
         args = tuple(inputs) if isinstance(inputs, tuple | list) else (inputs,)
         outputs = functional_call(self.model, {**self._frozen, **params}, args)
         return self.loss_fn(outputs, targets)
 
-    def _leaves(self) -> dict[str, Tensor]:
-        return {n: p.clone().requires_grad_(True) for n, p in self._primal.items()}
+    def _leaves(self) -> tuple[Tensor, ...]:
+        return tuple(p.clone().requires_grad_(True) for p in self._primal.values())
 
-    def _grads(self, leaves: dict[str, Tensor], batches: list) -> tuple[Tensor, ...]:
+    def _grads(self, leaves: tuple[Tensor, ...], batches: list) -> tuple[Tensor, ...]:
+        params = dict(zip(self._primal, leaves, strict=True))
         with evaluation_mode(self.model):
-            total = sum(n / self.n_examples * self._loss(leaves, x, y) for x, y, n in batches)
+            total = sum(n / self.n_examples * self._loss(params, x, y) for x, y, n in batches)
         self.n_forward += len(batches)
         self.n_backward += len(batches)
-        return torch.autograd.grad(total, tuple(leaves.values()), create_graph=True)
+        return torch.autograd.grad(total, leaves, create_graph=True)
 
-    def _build_graph(self) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...], list[bool]]:
-        leaves = self._leaves()
-        grads = self._grads(leaves, self._batches)
-        return tuple(leaves.values()), grads, [g.requires_grad for g in grads]
-
-    def _second_backward(self, leaves, grads, live, v: Tensor, retain: bool) -> Tensor:
-        vs = self.layout.split(v)
-        outs = [g for g, ok in zip(grads, live, strict=True) if ok]
-        if not outs:
+    def _second_backward(self, leaves, grads, v: Tensor, retain: bool) -> Tensor:
+        pairs = [
+            (g, u) for g, u in zip(grads, self.layout.split(v), strict=True) if g.requires_grad
+        ]
+        if not pairs:  # the loss is linear in every parameter
             return torch.zeros_like(v)
+        outs, vs = zip(*pairs, strict=True)
         hv = torch.autograd.grad(
-            outs,
-            leaves,
-            grad_outputs=[u for u, ok in zip(vs, live, strict=True) if ok],
-            retain_graph=retain,
-            allow_unused=True,
+            outs, leaves, vs, retain_graph=retain, allow_unused=True, materialize_grads=True
         )
-        return self.layout.flatten(
-            [torch.zeros_like(p) if h is None else h for h, p in zip(hv, leaves, strict=True)]
-        )
+        return self.layout.flatten(hv)
 
     def _hvp_func(self, v: Tensor) -> Tensor:
         tangent = self.layout.unflatten(v)
@@ -242,9 +229,7 @@ class HessianOperator:
             out = torch.zeros_like(v)
             for batch in self._batches:
                 leaves = self._leaves()
-                grads = self._grads(leaves, [batch])
-                live = [g.requires_grad for g in grads]
-                out += self._second_backward(tuple(leaves.values()), grads, live, v, retain=False)
+                out += self._second_backward(leaves, self._grads(leaves, [batch]), v, retain=False)
                 self.n_backward += 1
         self.n_hvp += 1
         return out.detach()
@@ -326,16 +311,14 @@ def lanczos(
 ) -> LanczosResult:
     r"""Extreme eigenpairs of a symmetric operator by thick-restart Lanczos.
 
-    Builds :math:`A V_j = V_j T_j + \beta_j v_{j+1} e_j^\top` with full (twice-applied)
-    reorthogonalization, so the Ritz pairs :math:`(\theta_i, V_j y_i)` of :math:`T_j` have residual
-    :math:`\|A x_i - \theta_i x_i\| = \beta_j |e_j^\top y_i|`. Convergence is checked after every
-    step; a pair has converged when its residual is at most ``tol`` times the largest
-    :math:`|\theta|` seen (an estimate of :math:`\|A\|_2`), which bounds the eigenvalue error by
-    ``tol``·‖A‖ and in practice by :math:`(\text{tol}\,\|A\|)^2/\text{gap}`. When the basis holds
-    ``ncv`` vectors it is restarted thick (Wu & Simon 2000): the wanted Ritz vectors and half of the
-    rest nearest them are kept, with :math:`T` becoming an arrowhead matrix, so no information
-    about the wanted end is thrown away. A Krylov space that becomes invariant is continued from a
-    fresh random vector orthogonal to it.
+    Builds :math:`A V_j = V_j T_j + \beta_j v_{j+1} e_j^\top` with full (DGKS) reorthogonalization,
+    so the Ritz pair :math:`(\theta_i, V_j y_i)` has residual :math:`\beta_j |e_j^\top y_i|`. After
+    every step, a pair has converged when that is at most ``tol`` times the largest :math:`|\theta|`
+    seen (:math:`\approx\|A\|_2`): the eigenvalue error is then below tol·‖A‖, typically
+    :math:`(\text{tol}\,\|A\|)^2/\text{gap}`. A full basis of ``ncv`` vectors is restarted thick
+    (Wu & Simon 2000): the wanted Ritz vectors and half of the others nearest them are kept and
+    :math:`T` becomes an arrowhead. An invariant Krylov space is continued from a fresh random
+    vector orthogonal to it.
 
     Args:
         op: symmetric operator (:class:`Operator`).
@@ -347,9 +330,6 @@ def lanczos(
         seed: seed of the Gaussian start vector.
         basis_device: where the basis lives (default the operator's device; ``"cpu"`` to bound
             device memory to a few vectors).
-
-    Returns:
-        :class:`LanczosResult` with ``k`` (or ``2k``) pairs, eigenvalues descending.
     """
     n, n_want = op.dim, (2 * k if which == "both" else k)
     if which not in ("largest", "smallest", "both"):
