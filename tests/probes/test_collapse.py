@@ -21,8 +21,11 @@ SCALARS = (
 )
 
 
-def reference(h, y, w=None, b=None, global_mean="samples"):
-    """NC1–NC4 from the definitions, everything in memory, with ``np.linalg.pinv``."""
+def reference(h, y, w=None, b=None, global_mean="samples", predictions=None):
+    """NC1–NC4 from the definitions, everything in memory, with ``np.linalg.pinv``.
+
+    NC4 compares the nearest class centre with ``predictions``, else with ``argmax(W h + b)``.
+    """
     h, y = np.asarray(h, np.float64), np.asarray(y)
     classes = np.unique(y)
     c = len(classes)
@@ -39,9 +42,11 @@ def reference(h, y, w=None, b=None, global_mean="samples"):
         wp = w[classes]
         out["equinorm_classifier"], out["equiangular_classifier"], _, _ = frame(wp)
         out["nc3"] = np.sum((wp / np.linalg.norm(wp) - m / np.linalg.norm(m)) ** 2)
-        logits = h @ w.T + (0.0 if b is None else np.asarray(b, np.float64))
+        if predictions is None:
+            predictions = (h @ w.T + (0.0 if b is None else np.asarray(b))).argmax(1)
+    if predictions is not None:
         nearest = classes[np.argmin(((h[:, None, :] - mu[None]) ** 2).sum(-1), axis=1)]
-        out["nc4"] = np.mean(logits.argmax(1) != nearest)
+        out["nc4"] = np.mean(np.asarray(predictions) != nearest)
     return out
 
 
@@ -211,13 +216,16 @@ def test_collect_hooks_layers_and_matches_in_memory():
         x, labels = h[:130], y[:130]
         penultimate = model[:5].eval()(x)
         hidden = model[:2](x)
+        predicted = model.eval()(x).argmax(1)
     head = model[5]
     assert_matches(
         results["5"], reference(penultimate, labels, head.weight.detach(), head.bias.detach())
     )
     depth = results["2"]
     assert depth.nc3 is None and depth.examples == 130
-    assert depth.nc1 == pytest.approx(reference(hidden, labels)["nc1"], rel=1e-8)
+    expected = reference(hidden, labels, predictions=predicted)
+    assert depth.nc1 == pytest.approx(expected["nc1"], rel=1e-8)
+    assert depth.nc4 == pytest.approx(expected["nc4"]) and 0 < depth.nc4 < 1
     assert results["5"].forward_passes == 2 * 5
     default = collect(model, batches)
     assert list(default) == ["5"] and default["5"].examples == len(y)

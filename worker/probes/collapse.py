@@ -28,6 +28,7 @@ means anyway.  Keeping one ``d × d`` second moment per class (``O(C·d²)``: 21
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -171,7 +172,8 @@ class CollapseAccumulator:
         st["sums"].index_add_(0, y, h)
         st["counts"] += torch.bincount(y, minlength=self.n_classes)
         if predictions is None and self._weight is not None:
-            predictions = self._logits(h).argmax(1)
+            bias = 0.0 if self._bias is None else self._bias.to(h)
+            predictions = (h @ self._weight.to(h).T + bias).argmax(1)
         if predictions is not None:
             present = st["present"]
             mu = st["means"][present]
@@ -239,10 +241,6 @@ class CollapseAccumulator:
             raise ValueError(f"feature dimension {h.shape[1]} != {self._sums.shape[1]}")
         return h, y
 
-    def _logits(self, h: Tensor) -> Tensor:
-        logits = h @ self._weight.to(h).T
-        return logits if self._bias is None else logits + self._bias.to(h)
-
     def _finish_means(self) -> dict[str, Tensor]:
         present = torch.nonzero(self._counts).flatten()
         if len(present) < 2:
@@ -272,7 +270,7 @@ class CollapseAccumulator:
         return self._second
 
     def _keep_points(self, h: Tensor, y: Tensor, st: dict[str, Tensor]) -> None:
-        if int(st["kept"].min()) >= self.max_points_per_class or not len(y):
+        if int(st["kept"][st["present"]].min()) >= self.max_points_per_class or not len(y):
             return
         order = torch.argsort(y, stable=True)
         ys = y[order]
@@ -375,17 +373,21 @@ def collect(
     if unknown:
         raise ValueError(f"no modules named {unknown}")
     n_classes = n_classes or modules[linears[-1]].out_features
-    accumulators = {}
-    for name in names:
-        head = modules[name]
-        is_head = isinstance(head, nn.Linear) and head.out_features == n_classes
-        accumulators[name] = CollapseAccumulator(
+    heads = {
+        n: modules[n]
+        for n in names
+        if isinstance(modules[n], nn.Linear) and modules[n].out_features == n_classes
+    }
+    accumulators = {
+        name: CollapseAccumulator(
             n_classes,
-            classifier_weight=head.weight if is_head else None,
-            classifier_bias=head.bias if is_head else None,
+            classifier_weight=heads[name].weight if name in heads else None,
+            classifier_bias=heads[name].bias if name in heads else None,
             global_mean=global_mean,
             max_points_per_class=max_points_per_class,
         )
+        for name in names
+    }
     captured: dict[str, Tensor] = {}
     handles = [
         modules[name].register_forward_hook(
@@ -420,12 +422,10 @@ def _first_examples(
     data: Iterable[tuple[Tensor, Tensor]], max_examples: int | None
 ) -> Iterator[tuple[Tensor, Tensor]]:
     """The batches of ``data`` up to ``max_examples`` examples, the last one cut to fit."""
-    seen = 0
+    left = sys.maxsize if max_examples is None else max_examples
     for inputs, labels in data:
-        if max_examples is not None and seen + len(labels) > max_examples:
-            inputs, labels = inputs[: max_examples - seen], labels[: max_examples - seen]
-        if len(labels):
-            yield inputs, labels
-        seen += len(labels)
-        if max_examples is not None and seen >= max_examples:
+        if left <= 0:
             return
+        inputs, labels = inputs[:left], labels[:left]
+        left -= len(labels)
+        yield inputs, labels

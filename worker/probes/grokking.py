@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, jacrev, vmap
+from torch.func import functional_call, grad, jacrev, vmap
 
 from worker.probes.linalg import evaluation_mode
 
@@ -122,7 +122,9 @@ class GrokkingMonitor:
             first of them, so the offline :func:`detect` on the same points gives the same steps.
         window: causal moving average over this many points before thresholding (1: none).
         grokking_ratio: generalization must come at least this many times later (in steps) than
-            memorization; 10 is one decade on the log-step axis grokking is plotted on.
+            memorization, i.e. about 0.7 decade later on the log-step axis grokking is plotted
+            on; curves rising together give ratios near 1, the grokking runs measured for
+            docs/probes/grokking.md 13 to 40.
         min_delay: and at least this many steps after it.
     """
 
@@ -131,7 +133,7 @@ class GrokkingMonitor:
         threshold: float = 0.95,
         hold: int = 5,
         window: int = 1,
-        grokking_ratio: float = 10.0,
+        grokking_ratio: float = 5.0,
         min_delay: int = 1,
     ) -> None:
         if hold < 1 or window < 1:
@@ -178,7 +180,7 @@ def detect(
     test_acc: Sequence[float],
     threshold: float = 0.95,
     hold: int = 5,
-    grokking_ratio: float = 10.0,
+    grokking_ratio: float = 5.0,
     *,
     window: int = 1,
     min_delay: int = 1,
@@ -261,7 +263,7 @@ class FourierSparsity:
     """Concentration of an embedding on a few frequencies of the residues.
 
     Attributes:
-        sparsity: fraction of the (mean-removed) squared norm in the top ``k`` frequencies.
+        sparsity: share of the non-constant energy in the top ``k`` frequencies.
         frequencies: those ``k`` frequencies, largest energy first.
         energy: ``(⌊p/2⌋,)`` squared norm in each frequency ``f = 1 … ⌊p/2⌋`` (``f`` and ``p − f``
             together), summing to ``‖E − mean‖²_F``.
@@ -275,10 +277,12 @@ class FourierSparsity:
 def fourier_sparsity(embedding: Tensor, k: int = 5, p: int | None = None) -> FourierSparsity:
     """Fraction of an embedding's squared norm in its top-``k`` residue frequencies.
 
-    With ``E`` the ``p × d`` embedding (row ``a`` embeds residue ``a ∈ Z_p``), the mean over
-    residues removed, and ``Ê_f = Σ_a E_a e^{−2πi f a / p}`` its DFT over the residue axis, the
-    energy of frequency ``f`` is ``(|Ê_f|² + |Ê_{p−f}|²) / p`` (Parseval: summing to ``‖E‖²_F``);
-    the sparsity is the share of the ``k`` largest.  A grokked modular-addition network uses a few
+    With ``E`` the ``p × d`` embedding (row ``a`` embeds residue ``a ∈ Z_p``) and
+    ``Ê_f = Σ_a E_a e^{−2πi f a / p}`` its DFT over the residue axis, the energy of frequency
+    ``f = 1 … ⌊p/2⌋`` is ``(‖Ê_f‖² + ‖Ê_{p−f}‖²) / p`` (counted once for ``f = p/2``); by Parseval
+    these sum to ``‖E − 1 ē‖²_F``, the constant ``f = 0`` (the mean embedding ``ē``) being left out
+    as it carries no information about the residue.  The sparsity is the share of the ``k``
+    largest.  A grokked modular-addition network uses a few
     key frequencies (Nanda et al. 2023), so this approaches 1; a random embedding spreads its
     energy evenly, about ``k / ⌊p/2⌋``.
 
@@ -289,7 +293,7 @@ def fourier_sparsity(embedding: Tensor, k: int = 5, p: int | None = None) -> Fou
     """
     p = len(embedding) if p is None else p
     e = embedding.detach()[:p].double()
-    spectrum = torch.fft.rfft(e - e.mean(0), dim=0).abs().square().sum(1)[1:]
+    spectrum = torch.fft.rfft(e, dim=0).abs().square().sum(1)[1:]
     paired = torch.full_like(spectrum, 2.0)
     if p % 2 == 0:
         paired[-1] = 1.0
@@ -307,56 +311,80 @@ class NTKAlignment:
     Attributes:
         alignment: ``⟨K, YYᵀ⟩_F / (‖K‖_F ‖YYᵀ‖_F)`` in ``[−1, 1]`` (``K`` centred if requested).
         examples: size ``n`` of the probe subset.
-        jacobian_rows: per-example output gradients computed, ``n · outputs``.
+        gradient_rows: per-example gradients computed (``n · outputs``, or ``n · projections``).
     """
 
     alignment: float
     examples: int
-    jacobian_rows: int
+    gradient_rows: int
 
 
 def empirical_ntk(
-    model: nn.Module, inputs: Tensor, *, max_bytes: int = 2**28, chunk_size: int | None = None
+    model: nn.Module,
+    inputs: Tensor,
+    *,
+    projections: int | None = None,
+    seed: int = 0,
+    max_bytes: int = 2**28,
+    chunk_size: int | None = None,
 ) -> Tensor:
     """Empirical NTK ``K_ij = Σ_c ⟨∂f_c(x_i)/∂θ, ∂f_c(x_j)/∂θ⟩`` in float64, ``n × n``.
 
-    The trace over outputs of the tangent kernel of Jacot et al. (2018), from per-example
-    Jacobians ``vmap(jacrev(f))`` (torch.func) in eval mode, in chunks of ``chunk_size`` outputs
-    so that one chunk's Jacobian stays under ``max_bytes``.
+    The trace over outputs of the tangent kernel of Jacot et al. (2018), in eval mode.  Exact:
+    per-example Jacobians ``vmap(jacrev(f))`` (torch.func), ``chunk_size`` outputs at a time so
+    that a chunk stays under ``max_bytes``; costs ``n · C`` gradient rows and ``n² · C · P``
+    multiply-adds.  With ``projections = s``: the unbiased estimate ``(1/s) Σ_r G_r G_rᵀ``, with
+    ``G_r`` the per-example gradients ``vmap(grad(v_rᵀ f))`` for Rademacher ``v_r``
+    (``E[v vᵀ] = I``), ``C/s`` times cheaper — for many classes.
 
     Args:
         model: the network; its trainable parameters are the tangent directions.
         inputs: ``(n, …)`` probe inputs, moved to the model's device.
+        projections: number of random output projections; ``None`` for the exact kernel.
+        seed: seed of the projections.
         max_bytes: memory bound for one chunk of Jacobians when ``chunk_size`` is ``None``.
         chunk_size: outputs per vectorized Jacobian call.
     """
-    return _ntk(model, inputs, max_bytes, chunk_size)[0]
+    return _ntk(model, inputs, projections, seed, max_bytes, chunk_size)[0]
 
 
 def _ntk(
-    model: nn.Module, inputs: Tensor, max_bytes: int, chunk_size: int | None
+    model: nn.Module,
+    inputs: Tensor,
+    projections: int | None,
+    seed: int,
+    max_bytes: int,
+    chunk_size: int | None,
 ) -> tuple[Tensor, int]:
-    """The empirical NTK and the number of outputs per example."""
+    """The empirical NTK and the number of per-example gradient rows it took."""
     params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
     buffers = dict(model.named_buffers())
-    x = inputs.to(next(iter(params.values())).device)
+    first = next(iter(params.values()))
+    x, n = inputs.to(first.device), len(inputs)
 
     def outputs(theta: dict[str, Tensor], example: Tensor) -> Tensor:
         return functional_call(model, (theta, buffers), (example.unsqueeze(0),)).flatten()
 
+    def add(gradients: dict[str, Tensor], kernel: Tensor) -> None:
+        for block in gradients.values():
+            block = block.reshape(n, -1)
+            kernel += (block @ block.T).double()
+
+    kernel = torch.zeros(n, n, dtype=torch.float64, device=x.device)
     with evaluation_mode(model), torch.no_grad():
         n_out = outputs(params, x[0]).numel()
-        n_params = sum(p.numel() for p in params.values())
-        per_output = len(x) * n_params * x.new_zeros((), dtype=torch.float32).element_size()
+        if projections:
+            g = torch.Generator().manual_seed(seed)
+            signs = torch.randint(0, 2, (projections, n_out), generator=g) * 2.0 - 1.0
+            for v in signs.to(first):
+                add(vmap(grad(lambda t, e, v=v: outputs(t, e) @ v), (None, 0))(params, x), kernel)
+            return kernel / projections, n * projections
+        per_output = n * sum(p.numel() for p in params.values()) * first.element_size()
         chunk = chunk_size or max(1, min(n_out, max_bytes // per_output))
-        kernel = torch.zeros(len(x), len(x), dtype=torch.float64, device=x.device)
         for start in range(0, n_out, chunk):
             rows = slice(start, start + chunk)
-            jac = vmap(jacrev(lambda t, e, rows=rows: outputs(t, e)[rows]), in_dims=(None, 0))
-            for block in jac(params, x).values():
-                block = block.reshape(len(x), -1)
-                kernel += (block @ block.T).double()
-    return kernel, n_out
+            add(vmap(jacrev(lambda t, e, r=rows: outputs(t, e)[r]), (None, 0))(params, x), kernel)
+    return kernel, n * n_out
 
 
 def ntk_alignment(
@@ -364,33 +392,36 @@ def ntk_alignment(
     inputs: Tensor,
     labels: Tensor,
     *,
-    max_examples: int = 128,
+    max_examples: int = 64,
+    projections: int | None = None,
+    seed: int = 0,
     centered: bool = True,
     max_bytes: int = 2**28,
 ) -> NTKAlignment:
     """Alignment of the empirical NTK with the labels on the first ``max_examples`` inputs.
 
     ``A(K, Y) = ⟨K, YYᵀ⟩_F / (‖K‖_F ‖YYᵀ‖_F)`` (Cristianini et al. 2001) with ``Y`` the one-hot
-    labels centred over the examples, ``K`` from :func:`empirical_ntk`; with ``centered`` the
+    labels centred over the examples and ``K`` from :func:`empirical_ntk`; with ``centered`` the
     kernel is centred too, ``K ← HKH`` with ``H = I − 11ᵀ/n`` (centred alignment, Cortes et al.
-    2012).  Baratin et al. (2021) track this rising during training as features align with the
-    task.
+    2012).  Baratin et al. (2021) track this rising as the tangent features align with the task.
+    Use a fixed subset with several examples per class, or ``YYᵀ`` is nearly diagonal.
 
     Args:
         model: a classifier with one output per class.
         inputs: ``(n, …)`` probe inputs (a fixed subset, so that values are comparable over time).
         labels: ``(n,)`` integer classes.
-        max_examples: bound on the subset (cost and memory grow as ``n`` and ``n²``).
+        max_examples: bound on the subset (time grows as ``n²``).
+        projections: as in :func:`empirical_ntk`; ``None`` for the exact kernel.
+        seed: seed of the projections.
         centered: centre the kernel as well as the labels.
         max_bytes: as in :func:`empirical_ntk`.
     """
     x, y = inputs[:max_examples], labels[:max_examples]
-    kernel, n_out = _ntk(model, x, max_bytes, None)
-    n = len(x)
+    kernel, rows = _ntk(model, x, projections, seed, max_bytes, None)
     onehot = torch.nn.functional.one_hot(y.to(kernel.device).long()).double()
     onehot -= onehot.mean(0)
     target = onehot @ onehot.T
     if centered:
         kernel = kernel - kernel.mean(0) - kernel.mean(1, keepdim=True) + kernel.mean()
     alignment = (kernel * target).sum() / (kernel.norm() * target.norm())
-    return NTKAlignment(float(alignment), n, n * n_out)
+    return NTKAlignment(float(alignment), len(x), rows)
