@@ -44,10 +44,17 @@ export function seriesNames(patterns, store) {
   return names;
 }
 
-// Vertical dotted lines (and labels) at the steps of the run's events.
+// Vertical dotted lines (and labels) at the steps of the run's events: one per step, labelled
+// with the kinds that happened there (a loss spike comes with the groups behind it).
 export function eventMarkers(events, logX, colors = theme()) {
   const x = (step) => (logX ? (step > 0 ? Math.log10(step) : null) : step); // log axes place shapes in log10 units
-  const placed = events.filter((e) => x(e.step) !== null);
+  const byStep = new Map();
+  for (const e of events) {
+    if (x(e.step) === null) continue;
+    if (!byStep.has(e.step)) byStep.set(e.step, { step: e.step, kinds: [] });
+    if (!byStep.get(e.step).kinds.includes(e.kind)) byStep.get(e.step).kinds.push(e.kind);
+  }
+  const placed = [...byStep.values()].map((p) => ({ step: p.step, kind: p.kinds.join(", ") }));
   return {
     shapes: placed.map((e) => ({
       type: "line",

@@ -136,13 +136,21 @@ async function main() {
     if (appended > RELOAD_AFTER) reloadHistory();
   }
 
+  // Events arrive one SSE message each (a probe may send many at once): the table and the panels
+  // are redrawn once per animation frame, not once per event.
+  let eventsDrawn = true;
   function addEvents(events) {
     const known = new Set(view.events.map((e) => e.id));
     const fresh = events.filter((e) => !known.has(e.id));
     if (!fresh.length) return;
     view.events.push(...fresh);
-    renderEvents(eventsEl, view.events, { finished: FINISHED.has(view.run.status) });
-    host.eventsChanged();
+    if (!eventsDrawn) return;
+    eventsDrawn = false;
+    requestAnimationFrame(() => {
+      eventsDrawn = true;
+      renderEvents(eventsEl, view.events, { finished: FINISHED.has(view.run.status) });
+      host.eventsChanged();
+    });
   }
 
   async function cancel() {
