@@ -37,6 +37,23 @@ PRESETS = [
         {"name": "gauss-mlp", "task": {"kind": "gaussian_mixture"}, "steps": 300, "log_every": 5},
     ),
     _preset(
+        "opposing signals (planted)",
+        "4,096 examples in 32 dimensions, 3 % of them carrying one large feature split between "
+        "classes 0 and 1; SGD at lr 0.5 on minibatches of 256 with the opposing-signals probe "
+        "every 5 steps: the planted examples form a rising and a falling group whose losses "
+        "alternate (Rosenfeld & Risteski 2023).  Set planted_fraction to 0 for the control.  A "
+        "few seconds.",
+        {
+            "name": "opposing-planted",
+            "task": {"kind": "opposing_signals"},
+            "optimizer": {"name": "sgd", "lr": 0.5},
+            "batch_size": 256,
+            "steps": 300,
+            "log_every": 5,
+            "probes": {"opposing": {"every": 5}},
+        },
+    ),
+    _preset(
         "modular addition (grokking setup)",
         "a+b mod 97, 40% train, MLP over embeddings, AdamW with weight decay 1, full batch: "
         "train accuracy saturates long before test accuracy.",

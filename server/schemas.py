@@ -63,7 +63,47 @@ class GaussianMixtureTask(Strict):
     depth: int = Field(default=2, ge=1, le=8)
 
 
-TaskConfig = Annotated[ModularTask | DigitsTask | GaussianMixtureTask, Field(discriminator="kind")]
+class OpposingSignalsTask(Strict):
+    """Planted opposing signals (Rosenfeld & Risteski 2023): a core signal sets the label, and a
+    small fraction of examples, split between classes 0 and 1, also carries one large feature.
+
+    ``worker.training.opposing_data.make_opposing_signals``; ``planted_fraction=0`` is the control
+    with the same core data.  The generator's ground truth (which training examples carry the
+    feature) is kept with the task and stored by the opposing probe so that detection can be scored.
+    """
+
+    kind: Literal["opposing_signals"] = "opposing_signals"
+    n_train: int = Field(default=4096, ge=16, le=1_000_000)
+    n_test: int = Field(default=1024, ge=16, le=1_000_000)
+    dim: int = Field(default=32, ge=3, le=4096)
+    n_classes: int = Field(default=4, ge=2, le=1000)
+    planted_fraction: float = Field(
+        default=0.03, ge=0, lt=1, description="examples carrying the planted feature (0: control)"
+    )
+    planted_scale: float = Field(default=48.0, ge=0, le=1e4, description="its norm")
+    separation: float = Field(default=3.0, gt=0, le=1e4, description="norm of each class mean")
+    noise: float = Field(default=1.0, ge=0, le=1e4)
+    hidden: int = Field(default=64, ge=1, le=8192)
+    depth: int = Field(default=2, ge=1, le=8)
+
+    @model_validator(mode="after")
+    def _feasible(self) -> OpposingSignalsTask:
+        if self.dim <= self.n_classes:
+            raise ValueError("dim must exceed n_classes (the planted direction is orthogonal)")
+        n = self.n_train + self.n_test
+        planted = round(self.planted_fraction * n)
+        if planted - planted // 2 > n // self.n_classes:
+            raise ValueError(
+                f"{planted} planted examples do not fit in classes 0 and 1 "
+                f"({n // self.n_classes} examples each): lower planted_fraction"
+            )
+        return self
+
+
+TaskConfig = Annotated[
+    ModularTask | DigitsTask | GaussianMixtureTask | OpposingSignalsTask,
+    Field(discriminator="kind"),
+]
 
 
 class OptimizerConfig(Strict):
@@ -89,8 +129,48 @@ class ProbeEntry(Strict):
     every: int = Field(default=100, ge=1, description="run the probe every this many steps")
 
 
+OPPOSING_MAX_MONITOR = 65_536
+
+
+class OpposingProbe(ProbeEntry):
+    """Opposing signals (``worker.probes.opposing``; docs/probes/opposing.md, "In the service").
+
+    Every probe: the monitor set's per-example losses (one batched no-grad pass), the groups whose
+    loss rose and fell most since the previous probe step, paired by feature direction, and each
+    pair's oscillation over the last ``window`` probe steps.  Every step: loss-spike detection on
+    the train loss.
+    """
+
+    every: int = Field(
+        default=49,
+        ge=1,
+        description="probe interval; odd, so that a period-2 oscillation does not alias away",
+    )
+    monitor_size: int = Field(
+        default=2048, ge=8, le=OPPOSING_MAX_MONITOR, description="monitored training examples"
+    )
+    k: int = Field(default=32, ge=1, le=1024, description="size of the rising and falling sets")
+    window: int = Field(
+        default=20, ge=2, le=1000, description="probe steps of a pair's oscillation measure"
+    )
+    features: Literal["input", "penultimate"] = Field(
+        default="input", description="what groups are clustered and paired on"
+    )
+    threshold: float = Field(default=0.5, gt=0, le=1, description="smallest pair score reported")
+    min_cosine: float = Field(default=0.5, gt=-1, lt=1, description="clustering cut")
+    min_size: int = Field(default=4, ge=1, le=1024, description="smallest group")
+
+    @model_validator(mode="after")
+    def _groups_fit(self) -> OpposingProbe:
+        if self.min_size > self.k:
+            raise ValueError(f"min_size ({self.min_size}) above k ({self.k}): no group could form")
+        return self
+
+
 class ProbesConfig(Strict):
     """One optional entry per probe (absent or null: off).  Unknown names are 422."""
+
+    opposing: OpposingProbe | None = None
 
 
 class RunConfig(Strict):

@@ -71,6 +71,10 @@ export const api = {
       })}`,
     ),
   events: (id) => request("GET", `/api/runs/${id}/events`),
+  outliers: (id, { sinceStep } = {}) => request("GET", `/api/runs/${id}/outliers${query({ since_step: sinceStep })}`),
+  outliersAt: (id, step, { span } = {}) => request("GET", `/api/runs/${id}/outliers/${step}${query({ span })}`),
+  exampleLoss: (id, index, { maxPoints } = {}) =>
+    request("GET", `/api/runs/${id}/examples/${index}/loss${query({ max_points: maxPoints })}`),
   schema: () => request("GET", "/api/schema/run-config"),
   presets: () => request("GET", "/api/presets"),
   health: () => request("GET", "/api/health"),

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from server.api import events, health, metrics, results, runs, stream
+from server.api import events, health, metrics, outliers, results, runs, stream
 
 api_router = APIRouter(prefix="/api")
 for module_router in (
@@ -11,6 +11,7 @@ for module_router in (
     metrics.router,
     events.router,
     results.router,
+    outliers.router,
     stream.router,
     health.router,
 ):

@@ -1,7 +1,8 @@
 """Array-valued probe results (spectra, surfaces, per-example losses, outlier groups).
 
-Generic routes serve any probe's arrays; the brief's named routes (``/spectra``, ``/landscapes``,
-``/outliers``) are the same routes bound to one probe each.
+Generic routes serve any probe's arrays; the brief's named routes ``/spectra`` and ``/landscapes``
+are the same routes bound to one probe each.  ``/outliers`` has its own router
+(``server.api.outliers``): groups and their members are served as JSON, not as arrays.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from server.store.results import list_arrays, read_arrays, unpack_arrays
 
 router = APIRouter(prefix="/runs/{run_id}", tags=["results"])
 ProbeName = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")]
-NAMED = {"spectra": "hessian", "landscapes": "landscape", "outliers": "opposing"}
+NAMED = {"spectra": "hessian", "landscapes": "landscape"}
 
 
 def to_json(array: np.ndarray) -> Any:

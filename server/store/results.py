@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import struct
+import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, LargeBinary, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -115,3 +117,103 @@ def read_arrays(session: Session, *, run_id: int, probe: str, step: int) -> Arra
             ArrayResult.run_id == run_id, ArrayResult.probe == probe, ArrayResult.step == step
         )
     )
+
+
+def read_arrays_between(
+    session: Session, *, run_id: int, probe: str, lo: int, hi: int
+) -> list[tuple[int, dict[str, np.ndarray]]]:
+    """``(step, arrays)`` of one probe's results with ``lo <= step <= hi``, by step."""
+    rows = session.execute(
+        select(ArrayResult.step, ArrayResult.data)
+        .where(
+            ArrayResult.run_id == run_id,
+            ArrayResult.probe == probe,
+            ArrayResult.step.between(lo, hi),
+        )
+        .order_by(ArrayResult.step)
+    )
+    return [(step, unpack_arrays(data)) for step, data in rows]
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """Where an array's data starts in an ``.npz`` blob, and the bytes that pin that place."""
+
+    header_start: int  # the member's local header from its name-length field on (no CRC, time)
+    data_start: int
+    dtype: np.dtype
+    size: int
+
+
+def _slot(blob: bytes, name: str) -> _Slot | None:
+    """The slot of array ``name`` in a ``pack_arrays`` blob, if stored uncompressed and simple."""
+    with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+        try:
+            info = archive.getinfo(f"{name}.npy")
+        except KeyError:
+            return None
+        if info.compress_type != zipfile.ZIP_STORED:
+            return None
+        start = info.header_offset
+        name_length, extra_length = struct.unpack("<HH", blob[start + 26 : start + 30])
+        with archive.open(info) as member:
+            version = np.lib.format.read_magic(member)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, _fortran, dtype = read_header(member)
+            offset = member.tell()
+    if dtype.hasobject:
+        return None
+    data_start = start + 30 + name_length + extra_length + offset
+    return _Slot(start + 26, data_start, dtype, int(np.prod(shape)))
+
+
+def element_series(
+    session: Session, *, run_id: int, probe: str, name: str, position: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``arrays[name].flat[position]`` at every step of ``probe``: steps and values.
+
+    Reads a few bytes per row, not the blobs: the first row's blob gives the byte offset of the
+    array's data; every row whose member header (name, sizes, ``.npy`` header with dtype and
+    shape) has the same bytes at the same place stores the element at the same offset, which SQL
+    ``substr`` returns.  Rows laid out otherwise are decoded in full.
+
+    Raises:
+        KeyError: if the first row has no array ``name``.
+        IndexError: if ``position`` is outside it.
+    """
+    where = (ArrayResult.run_id == run_id) & (ArrayResult.probe == probe)
+    first = session.scalar(
+        select(ArrayResult.data).where(where).order_by(ArrayResult.step).limit(1)
+    )
+    if first is None:
+        return np.zeros(0, np.int64), np.zeros(0)
+    slot = _slot(first, name)
+    if slot is None:  # e.g. a compressed member: decode every row
+        rows = session.execute(select(ArrayResult.step, ArrayResult.data).where(where))
+        pairs = sorted((step, unpack_arrays(data)[name].flat[position]) for step, data in rows)
+        return np.array([p[0] for p in pairs], np.int64), np.array([p[1] for p in pairs])
+    if not 0 <= position < slot.size:
+        raise IndexError(f"position {position} outside {name} of {slot.size} elements")
+    width = slot.dtype.itemsize
+    header = first[slot.header_start : slot.data_start]
+    same = func.substr(ArrayResult.data, slot.header_start + 1, len(header)) == literal(
+        header, LargeBinary
+    )
+    value = func.substr(ArrayResult.data, slot.data_start + position * width + 1, width)
+    rows = session.execute(
+        select(ArrayResult.step, same, value).where(where).order_by(ArrayResult.step)
+    ).all()
+    steps = np.fromiter((row[0] for row in rows), np.int64, len(rows))
+    values = np.empty(len(rows), slot.dtype.newbyteorder("="))
+    fast = np.fromiter((bool(row[1]) for row in rows), bool, len(rows))
+    if fast.any():
+        raw = b"".join(bytes(row[2]) for row, ok in zip(rows, fast, strict=True) if ok)
+        values[fast] = np.frombuffer(raw, slot.dtype)
+    for i in np.flatnonzero(~fast):  # another layout: decode this row in full
+        row = read_arrays(session, run_id=run_id, probe=probe, step=int(steps[i]))
+        values[i] = unpack_arrays(row.data)[name].flat[position]
+    return steps, values

@@ -11,18 +11,8 @@ from sqlalchemy import func, select
 
 from server.db import get_engine, get_sessionmaker
 from server.models import Metric, Series
-from server.schemas import RunConfig
 from server.store import rollup
 from server.store.metrics import Point, read_series, write_points
-from server.store.runs import create_run
-
-
-@pytest.fixture
-def run_id(db_url: str) -> int:
-    with get_sessionmaker(db_url)() as session:
-        run = create_run(session, config=RunConfig())
-        session.commit()
-        return run.id
 
 
 def write(url: str, run_id: int, points: list[Point]) -> None:

@@ -132,6 +132,7 @@ def test_cancel_stops_at_once_and_parameter_limit_is_enforced() -> None:
         {"kind": "modular", "p": 7, "op": "poly", "embed_dim": 8, "hidden": 16},
         {"kind": "digits", "model": "cnn", "hidden": 4},
         {"kind": "digits", "model": "mlp", "hidden": 8, "train_size": 100},
+        {"kind": "opposing_signals", "n_train": 64, "n_test": 16, "dim": 8, "hidden": 8},
     ],
 )
 def test_every_task_trains(task: dict) -> None:

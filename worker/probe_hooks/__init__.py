@@ -12,10 +12,12 @@ from collections.abc import Callable
 from typing import Any
 
 from server.schemas import RunConfig
+from worker.probe_hooks.opposing import OpposingHook
 from worker.training.loop import StepHook
 
 FACTORIES: dict[str, Callable[[Any], StepHook]] = {
     # "<ProbesConfig field>": HookClass,  — one line per probe
+    "opposing": OpposingHook,
 }
 
 

@@ -42,7 +42,12 @@ class Reporter(Protocol):
 
 @dataclass
 class StepContext:
-    """What a probe hook sees at step s (θ_s, before the update)."""
+    """What a probe hook sees at step s (θ_s, before the update).
+
+    ``loss`` is the train loss of step s - 1 (θ_{s-1} on its batch), detached and still on the
+    device (reading it is a host sync; a hook that needs every step's loss can collect them and
+    read them in one go); ``None`` at the first step of a run or of a resume.
+    """
 
     step: int
     config: RunConfig
@@ -52,6 +57,7 @@ class StepContext:
     device: torch.device
     reporter: Reporter
     lr: float
+    loss: torch.Tensor | None = None
 
 
 class StepHook(Protocol):
@@ -203,7 +209,7 @@ def train(
     torch.manual_seed(config.seed + 2 + step)  # dropout etc. continue alike after a resume
 
     model.train()
-    start = step
+    start, last_loss = step, None
     while True:
         reason = reporter.stop_reason(step)
         periodic = step != start and step % config.checkpoint_every == 0
@@ -225,7 +231,7 @@ def train(
             reporter.flush()
             return Outcome(reason, step)
         lr = optimizer.param_groups[0]["lr"]
-        ctx = StepContext(step, config, task, model, optimizer, device, reporter, lr)
+        ctx = StepContext(step, config, task, model, optimizer, device, reporter, lr, last_loss)
         for hook in hooks:
             hook(ctx)
 
@@ -236,6 +242,7 @@ def train(
         loss = task.loss_fn(out, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        last_loss = loss.detach()
         if log_metrics and (due or idx is not None):  # full batch: the metrics are exactly θ_s's
             # Summed on the device: no host sync per step (GPU), converted when logged.
             window[0] = window[0] + loss.detach() * len(y)

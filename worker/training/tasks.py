@@ -13,12 +13,18 @@ import torch
 from sklearn.datasets import load_digits
 from torch import nn
 
-from server.schemas import DigitsTask, GaussianMixtureTask, ModularTask
+from server.schemas import DigitsTask, GaussianMixtureTask, ModularTask, OpposingSignalsTask
+from worker.training.opposing_data import make_opposing_signals
 
 
 @dataclass(frozen=True)
 class Task:
-    """Tensors of a classification task and a freshly initialised model for it."""
+    """Tensors of a classification task and a freshly initialised model for it.
+
+    ``planted`` is a synthetic task's ground truth, one flag per training example (which examples
+    carry a planted feature), so that a probe's detection can be scored; ``image_shape`` marks
+    inputs that are ``(height, width)`` images, shown as thumbnails.
+    """
 
     train_x: torch.Tensor
     train_y: torch.Tensor
@@ -26,9 +32,15 @@ class Task:
     test_y: torch.Tensor
     model: nn.Module
     n_classes: int
+    planted: torch.Tensor | None = None
+    image_shape: tuple[int, int] | None = None
 
     def loss_fn(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return nn.functional.cross_entropy(outputs, targets)
+
+    def example_loss_fn(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """``loss_fn`` per example (no reduction): its mean is ``loss_fn``."""
+        return nn.functional.cross_entropy(outputs, targets, reduction="none")
 
 
 Builder = Callable[..., Task]
@@ -136,7 +148,7 @@ def digits(config: DigitsTask, seed: int) -> Task:
         model: nn.Module = DigitsCNN(config.hidden)
     else:
         model = mlp(64, config.hidden, config.depth, 10)
-    return Task(train_x, train_y, test_x, test_y, model, 10)
+    return Task(train_x, train_y, test_x, test_y, model, 10, image_shape=(8, 8))
 
 
 @register("gaussian_mixture")
@@ -154,3 +166,30 @@ def gaussian_mixture(config: GaussianMixtureTask, seed: int) -> Task:
     torch.manual_seed(seed)
     model = mlp(config.dim, config.hidden, config.depth, config.n_classes)
     return Task(train_x, train_y, test_x, test_y, model, config.n_classes)
+
+
+@register("opposing_signals")
+def opposing_signals(config: OpposingSignalsTask, seed: int) -> Task:
+    """One draw of ``n_train + n_test`` examples (the labels are in random order), split in two."""
+    data = make_opposing_signals(
+        config.n_train + config.n_test,
+        config.dim,
+        config.n_classes,
+        config.planted_fraction,
+        config.planted_scale,
+        separation=config.separation,
+        noise=config.noise,
+        seed=seed,
+    )
+    cut = config.n_train
+    torch.manual_seed(seed)
+    model = mlp(config.dim, config.hidden, config.depth, config.n_classes)
+    return Task(
+        data.inputs[:cut],
+        data.labels[:cut],
+        data.inputs[cut:],
+        data.labels[cut:],
+        model,
+        config.n_classes,
+        planted=data.planted[:cut],
+    )

@@ -2,3 +2,4 @@
 // registerPanel() (see ../panels.js), plus one import line here.
 
 import "./scalars.js";
+import "./opposing.js";

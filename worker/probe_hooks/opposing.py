@@ -1,0 +1,307 @@
+"""The opposing-signals probe in the training loop: per-example losses, groups, loss spikes.
+
+Stored (docs/probes/opposing.md, "In the service"):
+
+- arrays ``opposing.monitor`` at step 0, once: ``indices`` (the monitor set, as training-set
+  indices), ``labels``, for a task with a ground truth ``planted`` (one flag per monitored
+  example), for image tasks ``images`` (uint8 thumbnails); meta with the probe's settings;
+- arrays ``opposing`` at every probe step s: ``losses``, one float32 per monitored example (one
+  batched no-grad pass in eval mode); meta with the groups and pairs found between the previous
+  probe step and s (``OpposingGroups.to_dict``, training-set indices), each pair's oscillation
+  over the last ``window`` probe steps and, where the Hessian probe also runs at s, each paired
+  group's gradient alignment with the top Hessian eigenvector of the monitor-set loss;
+- scalars ``opposing.monitor_loss``, ``opposing.pairs``, ``opposing.score`` (best pair score,
+  NaN without a pair), ``opposing.alignment`` (largest |cosine|, when computed);
+- events ``loss.spike`` (``SpikeDetector`` on every step's train loss) and, at the same step,
+  ``opposing.groups`` naming the groups of the last ``SPIKE_CONTEXT`` probe steps before it
+  (by probe step and group id, with label, size and share; the members are in the arrays).
+
+The train losses are collected on the device and read once per probe step (no host sync per
+step); spikes are therefore reported at the next probe step, at their own step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from server.schemas import OpposingProbe
+from server.store.outliers import MONITOR, PROBE
+from worker.probe_hooks.common import ScheduledHook
+from worker.probes.hessian import top_eigenvalues
+from worker.probes.opposing import (
+    MonitorSet,
+    OpposingGroups,
+    SpikeDetector,
+    find_groups,
+    gradient_alignment,
+    oscillation,
+    per_example_losses,
+)
+from worker.training.loop import Reporter, StepContext
+from worker.training.tasks import Task
+
+SPIKE_CONTEXT = 2  # probe steps whose groups an opposing.groups event names
+BATCH = 1024  # examples per forward pass of the monitor pass
+MAX_PENDING = 4096  # train losses kept on the device before they are read anyway
+
+
+def json_safe(value: Any) -> Any:
+    """Non-finite floats become ``None`` (JSON has neither NaN nor infinity), recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def thumbnails(images: torch.Tensor, shape: tuple[int, int]) -> np.ndarray:
+    """``(n, h, w)`` uint8 images, scaled so that the set's range spans 0..255."""
+    x = images.reshape(len(images), *shape).float()
+    lo, hi = float(x.min()), float(x.max())
+    scaled = (x - lo) / (hi - lo) if hi > lo else torch.zeros_like(x)
+    return (scaled * 255).round().to(torch.uint8).numpy()
+
+
+def named_groups(step: int, prev_step: int, summary: dict) -> dict:
+    """The groups of one probe step as an ``opposing.groups`` event names them: by their id at
+    that step (``GET /api/runs/{id}/outliers/{step}`` has their members), label and size."""
+    keep = ("kind", "majority_label", "share", "mean_change")
+    return {
+        "step": step,
+        "prev_step": prev_step,
+        "groups": [
+            {"id": i, "size": len(g["members"]), **{k: g[k] for k in keep}}
+            for i, g in enumerate(summary["groups"])
+        ],
+        "pairs": [{k: p[k] for k in ("rising", "falling", "score")} for p in summary["pairs"]],
+    }
+
+
+@dataclass(frozen=True)
+class Monitor:
+    """The monitor set on the training device, with what ``find_groups`` needs of it."""
+
+    indices: np.ndarray
+    x: torch.Tensor
+    y: torch.Tensor
+    labels: np.ndarray
+    inputs: np.ndarray  # flattened inputs: the default features
+
+
+class OpposingHook(ScheduledHook):
+    """``probes.opposing``: see the module docstring for what is stored."""
+
+    name = PROBE
+
+    def __init__(self, config: OpposingProbe) -> None:
+        super().__init__(config.every)
+        self.config = config
+        self.detector = SpikeDetector()
+        self._monitor: Monitor | None = None
+        self._pending: list[tuple[int, torch.Tensor]] = []
+        self._reporter: Reporter | None = None
+        # history: losses at the last window + 1 probe steps (oscillation and the next deltas);
+        # recent: the groups of the last SPIKE_CONTEXT probe steps; train_losses: the detector's
+        # window, fed again on resume.
+        self.state = {"steps": [], "history": [], "recent": [], "train_losses": []}
+
+    def __call__(self, ctx: StepContext) -> None:
+        self._reporter = ctx.reporter
+        if ctx.loss is not None:
+            self._pending.append((ctx.step - 1, ctx.loss))
+            if len(self._pending) >= MAX_PENDING:
+                self._drain()
+        super().__call__(ctx)
+
+    def state_dict(self) -> dict[str, Any]:
+        self._drain()  # a checkpoint must not drop losses that were not looked at yet
+        return self.state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.state = {**self.state, **state}
+        self.detector = SpikeDetector()
+        for value in self.state["train_losses"]:
+            self.detector.update(-1, value)  # what resuming the detector takes; results dropped
+
+    # --- loss spikes --------------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        """Read the collected train losses (one host sync) and feed the spike detector."""
+        if not self._pending:
+            return
+        steps = [step for step, _ in self._pending]
+        values = torch.stack([loss.float() for _, loss in self._pending]).cpu().tolist()
+        self._pending.clear()
+        kept = self.state["train_losses"]
+        for step, value in zip(steps, values, strict=True):
+            spike = self.detector.update(step, value)
+            if math.isfinite(value):
+                kept.append(value)
+            if spike is not None and self._reporter is not None:
+                self._reporter.event(
+                    step,
+                    "loss.spike",
+                    json_safe(
+                        {
+                            "loss": spike.loss,
+                            "median": spike.median,
+                            "mad": spike.mad,
+                            "threshold": spike.threshold,
+                        }
+                    ),
+                )
+                recent = list(self.state["recent"])  # the reporter keeps the payload a while
+                self._reporter.event(
+                    step,
+                    "opposing.groups",
+                    {"probe_steps": [r["step"] for r in recent], "found": recent},
+                )
+        del kept[: -self.detector.window]
+
+    # --- the probe ----------------------------------------------------------------------------
+
+    def monitor(self, ctx: StepContext) -> Monitor:
+        """The seeded monitor set; stored once (step 0) with its labels and ground truth."""
+        if self._monitor is None:
+            self._monitor = self._choose(ctx.task, ctx)
+        return self._monitor
+
+    def _choose(self, task: Task, ctx: StepContext) -> Monitor:
+        cfg = self.config
+        chosen = MonitorSet.choose(len(task.train_y), cfg.monitor_size, ctx.config.seed)
+        idx = torch.as_tensor(chosen.indices)
+        x, y = task.train_x[idx], task.train_y[idx]
+        arrays: dict[str, np.ndarray] = {"indices": chosen.indices, "labels": y.numpy()}
+        meta: dict[str, Any] = {
+            **cfg.model_dump(),
+            "size": len(chosen),
+            "n_train": len(task.train_y),
+            "image_shape": None if task.image_shape is None else list(task.image_shape),
+        }
+        if task.planted is not None:
+            arrays["planted"] = task.planted[idx].numpy()
+            meta["planted_monitored"] = int(arrays["planted"].sum())
+            meta["planted_total"] = int(task.planted.sum())
+        if task.image_shape is not None:
+            arrays["images"] = thumbnails(x, task.image_shape)
+        ctx.reporter.arrays(MONITOR, 0, arrays, meta)
+        return Monitor(
+            chosen.indices,
+            x.to(ctx.device),
+            y.to(ctx.device),
+            y.numpy(),
+            x.flatten(1).float().numpy(),
+        )
+
+    def probe(self, ctx: StepContext) -> None:
+        self._drain()
+        cfg, mon = self.config, self.monitor(ctx)
+        started = time.perf_counter()
+        now = per_example_losses(
+            ctx.model,
+            ctx.task.example_loss_fn,
+            mon.x,
+            mon.y,
+            batch_size=BATCH,
+            features="penultimate" if cfg.features == "penultimate" else None,
+        )
+        losses = now.losses
+        steps, history = self.state["steps"], self.state["history"]
+        mean_loss = float(np.mean(losses))
+        meta: dict[str, Any] = {"prev_step": steps[-1] if steps else None, "mean_loss": mean_loss}
+        scalars = {"opposing.monitor_loss": mean_loss}
+        cost = {"n_forward": now.n_forward}
+        if steps:
+            features = mon.inputs if now.features is None else now.features
+            found = find_groups(
+                history[-1].numpy(),
+                losses,
+                features,
+                mon.labels,
+                k=cfg.k,
+                min_cosine=cfg.min_cosine,
+                min_size=cfg.min_size,
+                threshold=cfg.threshold,
+            )
+            summary = found.to_dict(mon.indices)
+            series = np.stack([*(h.numpy() for h in history[-cfg.window :]), losses])
+            for pair, entry in zip(found.pairs, summary["pairs"], strict=True):
+                osc = oscillation(
+                    series[:, pair.rising.members].mean(axis=1),
+                    series[:, pair.falling.members].mean(axis=1),
+                    window=cfg.window,
+                )
+                entry["oscillation"] = {
+                    "alternation_rising": osc.alternation_rising,
+                    "alternation_falling": osc.alternation_falling,
+                    "correlation": osc.correlation,
+                    "window": osc.window,
+                }
+            alignment = self._alignment(ctx, mon, found, summary)
+            if alignment is not None:
+                scalars["opposing.alignment"] = alignment.pop("largest")
+                cost = {k: cost.get(k, 0) + v for k, v in alignment.items()}
+            best = max((p.score for p in found.pairs), default=math.nan)
+            meta.update(summary, n_pairs=len(found.pairs), best_score=best)
+            scalars.update({"opposing.pairs": float(len(found.pairs)), "opposing.score": best})
+            recent = self.state["recent"]
+            recent.append(json_safe(named_groups(ctx.step, steps[-1], summary)))
+            del recent[:-SPIKE_CONTEXT]
+        steps.append(ctx.step)
+        history.append(torch.from_numpy(losses.copy()))
+        del steps[: -(cfg.window + 1)], history[: -(cfg.window + 1)]
+        meta["cost"] = {**cost, "seconds": time.perf_counter() - started}
+        ctx.reporter.metrics(ctx.step, scalars)
+        ctx.reporter.arrays(PROBE, ctx.step, {"losses": losses}, json_safe(meta))
+
+    def _alignment(
+        self, ctx: StepContext, mon: Monitor, found: OpposingGroups, summary: dict
+    ) -> dict[str, float] | None:
+        """The cosine of each paired group's mean-loss gradient with the top Hessian eigenvector.
+
+        Only at steps where the Hessian probe runs too (its config entry, when the service has
+        one); the eigenvector is that of the monitor-set loss.  Adds ``alignment`` to the groups
+        in ``summary`` and returns the largest |cosine| and the cost, or ``None``.
+        """
+        hessian = getattr(ctx.config.probes, "hessian", None)
+        if hessian is None or not found.pairs or ctx.step % hessian.every:
+            return None
+        eig = top_eigenvalues(
+            ctx.model,
+            ctx.task.loss_fn,
+            [(mon.x, mon.y)],
+            k=1,
+            tol=getattr(hessian, "tol", 1e-3),
+            seed=ctx.config.seed,
+        )
+        vector, eigenvalue = eig.eigenvector(0), float(eig.eigenvalues[0])
+        position = {id(g): i for i, g in enumerate(found.groups)}
+        out = {
+            "largest": 0.0,
+            "n_hvp": eig.cost.n_hvp,
+            "n_forward": eig.cost.n_forward,
+            "n_backward": eig.cost.n_backward,
+        }
+        for pair in found.pairs:
+            for group in (pair.rising, pair.falling):
+                members = torch.as_tensor(group.members, device=mon.x.device)
+                result = gradient_alignment(
+                    ctx.model, ctx.task.loss_fn, mon.x[members], mon.y[members], vector
+                )
+                summary["groups"][position[id(group)]]["alignment"] = {
+                    "cosine": result.cosine,
+                    "eigenvalue": eigenvalue,
+                }
+                out["n_forward"] += result.n_forward
+                out["n_backward"] += result.n_forward  # one backward pass per forward pass
+                if math.isfinite(result.cosine):
+                    out["largest"] = max(out["largest"], abs(result.cosine))
+        return out
