@@ -129,6 +129,50 @@ class ProbeEntry(Strict):
     every: int = Field(default=100, ge=1, description="run the probe every this many steps")
 
 
+HESSIAN_MAX_K = 20
+HESSIAN_MAX_BATCH = 8192
+HESSIAN_MAX_HVP = 4000
+
+
+class HessianProbe(ProbeEntry):
+    """Hessian spectrum on a fixed probe batch (``worker.probes.hessian``; docs/probes/hessian.md).
+
+    Every probe: the ``k`` largest and ``k`` smallest eigenvalues by Lanczos (and, for Adam/AdamW,
+    the top eigenvalue of the preconditioned Hessian); optionally the trace, the spectral density
+    and per-layer top eigenvalues.
+    """
+
+    k: int = Field(default=5, ge=1, le=HESSIAN_MAX_K, description="eigenvalues at each end")
+    batch_size: int = Field(
+        default=512,
+        ge=1,
+        le=HESSIAN_MAX_BATCH,
+        description="size of the fixed probe batch (the same training examples at every probe)",
+    )
+    tol: float = Field(
+        default=1e-3, ge=1e-8, le=0.1, description="Lanczos residual tolerance relative to ‖H‖₂"
+    )
+    trace: bool = Field(default=False, description="Hutchinson/Hutch++ trace and its std. error")
+    trace_probes: int = Field(default=30, ge=3, le=1000, description="HVPs spent on the trace")
+    density: bool = Field(default=False, description="spectral density (stochastic Lanczos)")
+    density_starts: int = Field(default=2, ge=1, le=16, description="random starts")
+    density_steps: int = Field(default=48, ge=4, le=200, description="Lanczos steps per start")
+    per_layer: bool = Field(default=False, description="top eigenvalue of each layer's block")
+
+    @model_validator(mode="after")
+    def _bounded_cost(self) -> HessianProbe:
+        lanczos = max(300, 20 * self.k)  # the eigenvalue solver's HVP cap (both ends)
+        extra = self.trace_probes * self.trace + self.density_starts * self.density_steps * (
+            self.density
+        )
+        if lanczos + extra > HESSIAN_MAX_HVP:
+            raise ValueError(
+                f"one Hessian probe could cost up to {lanczos + extra} Hessian-vector products, "
+                f"above the limit {HESSIAN_MAX_HVP}: lower trace_probes or density_starts/steps"
+            )
+        return self
+
+
 OPPOSING_MAX_MONITOR = 65_536
 
 
@@ -167,10 +211,33 @@ class OpposingProbe(ProbeEntry):
         return self
 
 
+COLLAPSE_MAX_EXAMPLES = 20_000
+COLLAPSE_MAX_LAYERS = 8
+
+
+class CollapseProbe(ProbeEntry):
+    """Neural collapse NC1–NC4 (``worker.probes.collapse``; docs/probes/collapse.md).
+
+    Two forward passes over the first ``max_examples`` training examples per probe step.
+    """
+
+    layers: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        default=None,
+        max_length=COLLAPSE_MAX_LAYERS,
+        description="extra modules (named_modules) whose input gets nc.<layer>.nc1",
+    )
+    max_examples: int = Field(
+        default=2048, ge=10, le=COLLAPSE_MAX_EXAMPLES, description="training examples per pass"
+    )
+    points_per_class: int = Field(default=50, ge=1, le=500, description="2-D projection points")
+
+
 class ProbesConfig(Strict):
     """One optional entry per probe (absent or null: off).  Unknown names are 422."""
 
+    hessian: HessianProbe | None = None
     opposing: OpposingProbe | None = None
+    collapse: CollapseProbe | None = None
 
 
 class RunConfig(Strict):

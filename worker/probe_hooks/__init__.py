@@ -12,12 +12,16 @@ from collections.abc import Callable
 from typing import Any
 
 from server.schemas import RunConfig
+from worker.probe_hooks.collapse import CollapseHook
+from worker.probe_hooks.hessian import HessianHook
 from worker.probe_hooks.opposing import OpposingHook
 from worker.training.loop import StepHook
 
 FACTORIES: dict[str, Callable[[Any], StepHook]] = {
     # "<ProbesConfig field>": HookClass,  — one line per probe
+    "hessian": HessianHook,
     "opposing": OpposingHook,
+    "collapse": CollapseHook,
 }
 
 

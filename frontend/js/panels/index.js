@@ -2,4 +2,6 @@
 // registerPanel() (see ../panels.js), plus one import line here.
 
 import "./scalars.js";
+import "./hessian.js";
 import "./opposing.js";
+import "./collapse.js";
