@@ -54,7 +54,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--ingest-points", type=int, default=210_000)
-    parser.add_argument("--batch", type=int, default=5_000)
+    parser.add_argument("--batch", type=int, default=20_000)  # the sink's OBS_FLUSH_POINTS
     parser.add_argument("--backends", default="sqlite,postgresql")
     args = parser.parse_args()
     for backend in args.backends.split(","):

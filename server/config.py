@@ -42,7 +42,7 @@ class Settings(BaseSettings):
         default=7 * 24 * 3600, description="Redis redelivery delay; longer than any run."
     )
     flush_seconds: float = Field(default=0.5, gt=0, description="Longest a point waits in a sink.")
-    flush_points: int = Field(default=5000, ge=1)
+    flush_points: int = Field(default=20_000, ge=1)
     stream_poll_seconds: float = Field(default=1.0, gt=0, description="SSE fallback poll period.")
 
     @property
