@@ -88,6 +88,17 @@ class Service:
         stop_process(self.process)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models: OpenMP threads only contend on a shared 2-core machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[Service]:
     """The embedded default, as a user starts it: broker, migrations, worker and server."""

@@ -28,13 +28,7 @@ CE = nn.CrossEntropyLoss()
 COORDS = np.linspace(-1.0, 1.0, 5)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: OpenMP threads only contend on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class Quadratic(nn.Module):

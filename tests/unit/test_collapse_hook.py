@@ -17,13 +17,7 @@ from worker.probe_hooks.collapse import PROBE
 from worker.probes.collapse import collect
 from worker.training.loop import StepContext, train
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class Snapshot:

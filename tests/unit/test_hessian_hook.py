@@ -25,13 +25,7 @@ from worker.probes.stability import edge_of_stability_threshold
 from worker.training.checkpoint import CheckpointStore
 from worker.training.loop import StepContext, train
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class Recorder:
