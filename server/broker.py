@@ -25,6 +25,11 @@ def channel(run_id: int) -> str:
     return f"observatory:run:{run_id}"
 
 
+def control_channel(run_id: int) -> str:
+    """Where the server wakes the worker training a run (cancel, delete)."""
+    return f"observatory:run:{run_id}:control"
+
+
 @lru_cache(maxsize=4)
 def make_celery(broker_url: str, visibility_timeout: int) -> Celery:
     app = Celery("observatory", broker=broker_url)
@@ -63,6 +68,27 @@ def notify(settings: Settings, run_id: int) -> None:
     # On failure, streams still see the write at their next poll (OBS_STREAM_POLL_SECONDS).
     with contextlib.suppress(redis.RedisError):
         _redis(settings.redis_url).publish(channel(run_id), b"1")
+
+
+def wake_worker(settings: Settings, run_id: int) -> None:
+    """Make the worker training ``run_id`` beat now, so that it reads its cancel flag at once.
+
+    Only a shortcut: the flag in the database is the truth, read at every heartbeat anyway, so a
+    lost message (Redis down, a worker that subscribed late) delays a cancel by one beat at most.
+    """
+    with contextlib.suppress(redis.RedisError):
+        _redis(settings.redis_url).publish(control_channel(run_id), b"1")
+
+
+def subscribe_control(settings: Settings, run_id: int) -> redis.client.PubSub | None:
+    """A subscription to the run's control channel, or None where Redis cannot be reached."""
+    pubsub = _redis(settings.redis_url).pubsub(ignore_subscribe_messages=True)
+    try:
+        pubsub.subscribe(control_channel(run_id))
+    except redis.RedisError:
+        pubsub.close()
+        return None
+    return pubsub
 
 
 def broker_reachable(settings: Settings) -> bool:

@@ -36,12 +36,15 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="A running run whose heartbeat is older is handed on."
     )
     heartbeat_seconds: float = Field(
-        default=0.25, gt=0, description="How often the loop checks the cancel flag and beats."
+        default=1.0,
+        gt=0,
+        description="How often a worker renews its lease, records progress and reads the cancel "
+        "flag (a cancel also wakes it at once through Redis).",
     )
     visibility_timeout: int = Field(
         default=7 * 24 * 3600, description="Redis redelivery delay; longer than any run."
     )
-    flush_seconds: float = Field(default=0.5, gt=0, description="Longest a point waits in a sink.")
+    flush_seconds: float = Field(default=1.0, gt=0, description="Longest a point waits in a sink.")
     flush_points: int = Field(default=20_000, ge=1)
     stream_poll_seconds: float = Field(default=1.0, gt=0, description="SSE fallback poll period.")
 

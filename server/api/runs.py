@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi.encoders import jsonable_encoder
 
 from server.api.deps import RunDep, SessionDep, SettingsDep
-from server.broker import enqueue_run, notify
+from server.broker import enqueue_run, notify, wake_worker
 from server.models import Run, RunStatus
 from server.presets import PRESETS
 from server.schemas import RunConfig, RunCreate, RunPublic, RunsPublic
@@ -63,6 +63,7 @@ def cancel_run(run: RunDep, session: SessionDep, settings: SettingsDep) -> RunPu
     run_store.request_cancel(session, run=run)
     session.commit()
     notify(settings, run.id)
+    wake_worker(settings, run.id)
     return to_public(run)
 
 
@@ -73,6 +74,7 @@ def delete_run(run: RunDep, session: SessionDep, settings: SettingsDep) -> Respo
     session.commit()
     (settings.resolved_checkpoint_dir / f"run-{run.id}.pt").unlink(missing_ok=True)
     notify(settings, run.id)
+    wake_worker(settings, run.id)
     return Response(status_code=204)
 
 

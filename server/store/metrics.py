@@ -13,12 +13,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from server.models import Metric, Series
 from server.store import rollup
-from server.store.sql import number_array, text_array
+from server.store.sql import number_array, run, text_array
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,26 +105,19 @@ def write_points(connection: Connection, *, run_id: int, points: Iterable[Point]
         steps = [p.step for p in pts]
         groups.setdefault((min(steps), max(steps)), []).append(name)
     for (lo, hi), names in groups.items():
-        last_step = connection.execute(
-            select(func.max(Series.last_step)).where(
-                Series.run_id == run_id, Series.name.in_(names)
-            )
+        placeholders = ", ".join("?" * len(names))
+        last_step = run(
+            connection,
+            f"SELECT max(last_step) FROM series WHERE run_id = ? AND name IN ({placeholders})",
+            (run_id, *names),
         ).scalar_one()
         extremes = rollup.refresh(
             connection, run_id=run_id, names=names, lo=lo, hi=hi, last_step=last_step
         )
-        connection.execute(
-            update(Series)
-            .where(Series.run_id == run_id, Series.name == bindparam("series_name"))
-            .values(min_value=bindparam("lo_value"), max_value=bindparam("hi_value")),
-            [
-                {
-                    "series_name": n,
-                    "lo_value": extremes.get(n, (None, None))[0],
-                    "hi_value": extremes.get(n, (None, None))[1],
-                }
-                for n in names
-            ],
+        run(
+            connection,
+            "UPDATE series SET min_value = ?, max_value = ? WHERE run_id = ? AND name = ?",
+            [(*extremes.get(n, (None, None)), run_id, n) for n in names],
         )
     return len(rows)
 

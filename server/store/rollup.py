@@ -11,6 +11,7 @@ statement covers all of them, so a flush costs a few statements per level, not p
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,9 @@ from server.store.sql import number_array, run, text_array
 
 BASE = 4
 MAX_LEVEL = 14  # 4**14 ≈ 2.7e8 steps per bucket at the top
+
+
+_FIELDS = ("key", "n", "min_step", "min_value", "max_step", "max_value")
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,19 @@ class Buckets:
 
     def __len__(self) -> int:
         return len(self.key)
+
+    @classmethod
+    def empty(cls) -> Buckets:
+        ints, floats = np.zeros(0, np.int64), np.zeros(0, np.float64)
+        return cls(ints, ints, ints, floats, ints, floats)
+
+    def take(self, rows: np.ndarray) -> Buckets:
+        return Buckets(*(getattr(self, f)[rows] for f in _FIELDS))
+
+    def concat(self, other: Buckets) -> Buckets:
+        """Both sets of rows, sorted by key (keys must not repeat)."""
+        joined = Buckets(*(np.concatenate((getattr(self, f), getattr(other, f))) for f in _FIELDS))
+        return joined.take(np.argsort(joined.key, kind="stable"))
 
     @classmethod
     def from_points(cls, steps: np.ndarray, values: np.ndarray, key: np.ndarray) -> Buckets:
@@ -59,39 +76,35 @@ class Buckets:
 
 
 _COLUMNS = "run_id, name, level, bucket, n, min_step, min_value, max_step, max_value"
-_SQLITE_INSERT = f"INSERT INTO metric_buckets ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_POSTGRES_INSERT = (
+_KEY = "run_id, name, level, bucket"
+_UPDATE = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS.split(", ")[4:])
+_SQLITE_UPSERT = (
+    f"INSERT INTO metric_buckets ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    f"ON CONFLICT ({_KEY}) DO UPDATE SET {_UPDATE}"
+)
+_POSTGRES_UPSERT = (
     f"INSERT INTO metric_buckets ({_COLUMNS}) SELECT %s, * FROM unnest(%s::text[], "
     "%s::int[], %s::bigint[], %s::bigint[], %s::bigint[], %s::float8[], %s::bigint[], "
-    "%s::float8[])"
+    f"%s::float8[]) ON CONFLICT ({_KEY}) DO UPDATE SET {_UPDATE}"
 )
 _SHIFT = 40  # composite key: series index << 40 | bucket (buckets stay below 2**40)
+_MASK = (1 << _SHIFT) - 1
 
 
 def _in(names: list[str]) -> str:
     return f"name IN ({', '.join('?' * len(names))})"
 
 
-def _insert(
-    connection: Connection, *, run_id: int, names: list[str], level: int, buckets: Buckets
-) -> None:
-    series = [names[i] for i in (buckets.key >> _SHIFT).tolist()]
-    columns = (
-        series,
-        [level] * len(series),
-        (buckets.key & ((1 << _SHIFT) - 1)).tolist(),
-        buckets.n.tolist(),
-        buckets.min_step.tolist(),
-        buckets.min_value.tolist(),
-        buckets.max_step.tolist(),
-        buckets.max_value.tolist(),
-    )
-    if connection.dialect.name == "postgresql":
-        arrays = (text_array(columns[0]), *(number_array(c) for c in columns[1:]))
-        connection.exec_driver_sql(_POSTGRES_INSERT, (run_id, *arrays))
-    else:
-        rows = zip(*columns, strict=True)
-        connection.exec_driver_sql(_SQLITE_INSERT, [(run_id, *r) for r in rows])
+def _touched(lo: int, hi: int, last_step: int) -> list[tuple[int, int, int]]:
+    """``(level, first bucket, last bucket)`` that a write to steps ``[lo, hi]`` changes, from
+    level 1 up to the level whose bucket 0 holds every series whole."""
+    levels, b_lo, b_hi = [], lo // BASE, hi // BASE
+    for level in range(1, MAX_LEVEL + 1):
+        levels.append((level, b_lo, b_hi))
+        if last_step // BASE**level == 0:
+            break
+        b_lo, b_hi = b_lo // BASE, b_hi // BASE
+    return levels
 
 
 def refresh(
@@ -100,10 +113,14 @@ def refresh(
     """Recompute every level's buckets of ``names`` that overlap the steps ``[lo, hi]``.
 
     Levels go up until one bucket holds every series whole (``last_step`` is the last step of
-    any of them); returns each series' minimum and maximum, read off that top bucket.
+    any of them); returns each series' minimum and maximum, read off that top bucket.  A parent
+    bucket is merged from its recomputed children (in memory) and its untouched children (read),
+    so a flush costs four statements whatever the number of series and levels: the raw points,
+    the stored buckets of every level in one read, one upsert, and (rarely) a delete.
     """
     names = sorted(names)
-    b_lo, b_hi = lo // BASE, hi // BASE
+    levels = _touched(lo, hi, last_step)
+    _, b_lo, b_hi = levels[0]
     rows = run(
         connection,
         f"SELECT name, step, value FROM metrics WHERE run_id = ? AND {_in(names)} "
@@ -115,72 +132,106 @@ def refresh(
     steps = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
     values = np.fromiter((r[2] for r in rows), dtype=np.float64, count=len(rows))
     buckets = Buckets.from_points(steps, values, (series << _SHIFT) | (steps // BASE))
-    for level in range(1, MAX_LEVEL + 1):
+
+    # Stored buckets: at each level below the top, all children of the touched parents; at the
+    # top, the touched buckets themselves (to find buckets that a rewrite emptied).
+    reads = [
+        (level, b_lo // BASE * BASE, (b_hi // BASE + 1) * BASE - 1)
+        for level, b_lo, b_hi in levels[:-1]
+    ] + [levels[-1]]
+    stored = _read(connection, run_id=run_id, names=names, ranges=reads)
+    fresh, stale = [], []
+    for level, b_lo, b_hi in levels:
+        fresh.append((level, buckets))
+        old = stored.get(level, Buckets.empty())
+        number = old.key & _MASK
+        in_range = (number >= b_lo) & (number <= b_hi)
+        replaced = old.key[in_range]
+        emptied = replaced[~np.isin(replaced, buckets.key, assume_unique=True)]
+        stale += [(names[int(k >> _SHIFT)], level, int(k & _MASK)) for k in emptied]
+        if level == levels[-1][0]:
+            break
+        children = old.take(np.flatnonzero(~in_range)).concat(buckets)
+        buckets = children.merge(
+            ((children.key >> _SHIFT) << _SHIFT) | ((children.key & _MASK) // BASE)
+        )
+    _upsert(connection, run_id=run_id, names=names, levels=fresh)
+    if stale:
         run(
             connection,
-            f"DELETE FROM metric_buckets WHERE run_id = ? AND {_in(names)} AND level = ? "
-            "AND bucket >= ? AND bucket <= ?",
-            (run_id, *names, level, b_lo, b_hi),
+            "DELETE FROM metric_buckets WHERE run_id = ? AND name = ? AND level = ? AND bucket = ?",
+            [(run_id, *key) for key in stale],
         )
-        if len(buckets):
-            _insert(connection, run_id=run_id, names=names, level=level, buckets=buckets)
-        if last_step // BASE**level == 0 or level == MAX_LEVEL:
-            # Bucket 0 of each series, made from all its children: the whole series.
-            return {
-                names[int(k >> _SHIFT)]: (float(v0), float(v1))
-                for k, v0, v1 in zip(buckets.key, buckets.min_value, buckets.max_value, strict=True)
-            }
-        # The parent level needs all children of the touched parents, not only the touched ones.
-        b_lo, b_hi = b_lo // BASE, b_hi // BASE
-        children = _read(
-            connection,
-            run_id=run_id,
-            names=names,
-            level=level,
-            lo=b_lo * BASE,
-            hi=(b_hi + 1) * BASE - 1,
-        )
-        buckets = children.merge(
-            ((children.key >> _SHIFT) << _SHIFT) | ((children.key & ((1 << _SHIFT) - 1)) // BASE)
-        )
-    raise AssertionError("unreachable: the top level always returns")
+    # Bucket 0 of each series at the top level, made from all its children: the whole series.
+    return {
+        names[int(k >> _SHIFT)]: (float(v0), float(v1))
+        for k, v0, v1 in zip(buckets.key, buckets.min_value, buckets.max_value, strict=True)
+    }
+
+
+def _upsert(
+    connection: Connection, *, run_id: int, names: list[str], levels: list[tuple[int, Buckets]]
+) -> None:
+    levels = [(level, b) for level, b in levels if len(b)]
+    if not levels:
+        return
+    keys = np.concatenate([b.key for _, b in levels])
+    columns = (
+        [names[i] for i in (keys >> _SHIFT).tolist()],
+        np.concatenate([np.full(len(b), level) for level, b in levels]).tolist(),
+        (keys & _MASK).tolist(),
+        *(
+            np.concatenate([getattr(b, field) for _, b in levels]).tolist()
+            for field in ("n", "min_step", "min_value", "max_step", "max_value")
+        ),
+    )
+    if connection.dialect.name == "postgresql":
+        arrays = (text_array(columns[0]), *(number_array(c) for c in columns[1:]))
+        connection.exec_driver_sql(_POSTGRES_UPSERT, (run_id, *arrays))
+    else:
+        rows = zip(*columns, strict=True)
+        connection.exec_driver_sql(_SQLITE_UPSERT, [(run_id, *r) for r in rows])
 
 
 def _read(
-    connection: Connection, *, run_id: int, names: list[str], level: int, lo: int, hi: int
-) -> Buckets:
-    """Buckets of several series, keyed ``series index << 40 | bucket`` (names sorted)."""
-    rows = run(
-        connection,
-        "SELECT name, bucket, n, min_step, min_value, max_step, max_value FROM metric_buckets "
-        f"WHERE run_id = ? AND {_in(names)} AND level = ? AND bucket >= ? AND bucket <= ? "
-        "ORDER BY name, bucket",
-        (run_id, *names, level, lo, hi),
-    ).all()
-    index = {name: i for i, name in enumerate(names)}
-    key = np.fromiter(((index[r[0]] << _SHIFT) | r[1] for r in rows), np.int64, len(rows))
-    cols = list(zip(*rows, strict=True)) if rows else [()] * 7
-    ints, floats = np.int64, np.float64
-    return Buckets(
-        key,
-        np.asarray(cols[2], ints),
-        np.asarray(cols[3], ints),
-        np.asarray(cols[4], floats),
-        np.asarray(cols[5], ints),
-        np.asarray(cols[6], floats),
+    connection: Connection,
+    *,
+    run_id: int,
+    names: list[str],
+    ranges: list[tuple[int, int, int]],
+) -> dict[int, Buckets]:
+    """Stored buckets of several series at several ``(level, first, last bucket)`` ranges, per
+    level, keyed ``series index << 40 | bucket`` (names sorted).  One statement: a UNION ALL of
+    one index range scan per level."""
+    select = (
+        "SELECT level, name, bucket, n, min_step, min_value, max_step, max_value "
+        f"FROM metric_buckets WHERE run_id = ? AND {_in(names)} AND level = ? "
+        "AND bucket >= ? AND bucket <= ?"
     )
+    sql = " UNION ALL ".join([select] * len(ranges)) + " ORDER BY 1, 2, 3"
+    params = [p for level, lo, hi in ranges for p in (run_id, *names, level, lo, hi)]
+    rows = run(connection, sql, tuple(params)).all()
+    index = {name: i for i, name in enumerate(names)}
+    result = {}
+    for level, group in itertools.groupby(rows, key=lambda r: r[0]):
+        group = list(group)
+        key = np.fromiter(((index[r[1]] << _SHIFT) | r[2] for r in group), np.int64, len(group))
+        cols = list(zip(*group, strict=True))
+        ints, floats = np.int64, np.float64
+        result[level] = Buckets(
+            key,
+            np.asarray(cols[3], ints),
+            np.asarray(cols[4], ints),
+            np.asarray(cols[5], floats),
+            np.asarray(cols[6], ints),
+            np.asarray(cols[7], floats),
+        )
+    return result
 
 
 def read_level(
     connection: Connection, *, run_id: int, name: str, level: int, lo: int, hi: int
 ) -> Buckets:
-    """One series' buckets at ``level`` with bucket numbers in ``[lo, hi]``."""
-    buckets = _read(connection, run_id=run_id, names=[name], level=level, lo=lo, hi=hi)
-    return Buckets(
-        buckets.key,
-        buckets.n,
-        buckets.min_step,
-        buckets.min_value,
-        buckets.max_step,
-        buckets.max_value,
-    )
+    """One series' buckets at ``level`` with bucket numbers in ``[lo, hi]`` (key = bucket)."""
+    stored = _read(connection, run_id=run_id, names=[name], ranges=[(level, lo, hi)])
+    return stored.get(level, Buckets.empty())

@@ -7,9 +7,10 @@ from collections.abc import Iterable
 from sqlalchemy import Connection
 
 
-def run(connection: Connection, sql: str, params: tuple):  # noqa: ANN201 - a DB-API result
+def run(connection: Connection, sql: str, params: tuple | list[tuple]):  # noqa: ANN201 - a DB-API result
     """Execute ``sql`` written with ``?`` placeholders on either backend, skipping SQLAlchemy's
-    statement compilation (which would cost more than SQLite itself on small statements)."""
+    statement compilation (which would cost more than SQLite itself on small statements).
+    A list of tuples executes the statement once per tuple."""
     if connection.dialect.name == "postgresql":
         sql = sql.replace("?", "%s")
     return connection.exec_driver_sql(sql, params)

@@ -91,28 +91,43 @@ def test_downsampling_keeps_first_last_and_extremes(db_url: str, run_id: int) ->
 def test_pyramid_matches_a_recomputation_after_out_of_order_rewrites(
     db_url: str, run_id: int
 ) -> None:
+    """Two series written together and apart, rewritten out of order, with NaN (not stored in
+    the pyramid) sprinkled in and whole ranges rewritten as NaN, so that buckets empty out."""
     random.seed(1)
-    truth: dict[int, float] = {}
-    for _ in range(12):
+    truth: dict[str, dict[int, float]] = {"x": {}, "y": {}}
+    for i in range(16):
         lo = random.randrange(0, 5_000)
+        names = ["x", "y"] if i % 3 else ["x"]
+        all_nan = i in (7, 13)
         batch = [
-            Point("x", s, random.gauss(0, 1), 0) for s in range(lo, lo + random.randrange(1, 900))
+            Point(name, s, math.nan if all_nan or random.random() < 0.2 else random.gauss(0, 1), 0)
+            for s in range(lo, lo + random.randrange(1, 900))
+            for name in names
         ]
-        truth.update({p.step: p.value for p in batch})
+        for p in batch:
+            truth[p.name][p.step] = p.value
         write(db_url, run_id, batch)
-    steps = np.array(sorted(truth))
-    values = np.array([truth[s] for s in steps])
     with get_engine(db_url).connect() as connection:
-        for level in range(1, 7):
-            width = rollup.BASE**level
-            stored = rollup.read_level(
-                connection, run_id=run_id, name="x", level=level, lo=0, hi=10**9
-            )
-            keys = steps // width
-            assert list(stored.key) == sorted(set(keys.tolist()))
-            for i, key in enumerate(stored.key):
-                mask = keys == key
-                assert stored.n[i] == mask.sum()
-                assert stored.min_value[i] == values[mask].min()
-                assert stored.max_value[i] == values[mask].max()
-                assert values[steps == stored.min_step[i]][0] == stored.min_value[i]
+        for name, points in truth.items():
+            kept = {s: v for s, v in points.items() if not math.isnan(v)}
+            steps = np.array(sorted(kept))
+            values = np.array([kept[s] for s in steps])
+            for level in range(1, 7):
+                width = rollup.BASE**level
+                stored = rollup.read_level(
+                    connection, run_id=run_id, name=name, level=level, lo=0, hi=10**9
+                )
+                keys = steps // width
+                assert list(stored.key) == sorted(set(keys.tolist()))
+                for i, key in enumerate(stored.key):
+                    mask = keys == key
+                    assert stored.n[i] == mask.sum()
+                    assert stored.min_value[i] == values[mask].min()
+                    assert stored.max_value[i] == values[mask].max()
+                    assert values[steps == stored.min_step[i]][0] == stored.min_value[i]
+    with get_sessionmaker(db_url)() as session:
+        summaries = {s.name: s for s in session.scalars(select(Series))}
+        for name, points in truth.items():
+            kept = [v for v in points.values() if not math.isnan(v)]
+            assert summaries[name].min_value == min(kept)
+            assert summaries[name].max_value == max(kept)
