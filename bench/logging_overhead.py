@@ -9,7 +9,8 @@ Three variants of one run, alternating so that drifting machine load hits all al
   (SQLite, writer thread, pub/sub notifications, heartbeat thread).
 "Logging overhead" is logged vs measured; the measurement cost is reported beside it.
 
-    python bench/logging_overhead.py [--repeat 5] [--steps 600]
+    PYTHONPATH=. OMP_NUM_THREADS=1 python bench/logging_overhead.py [--repeat 11] [--steps 3000]
+        [--log-every 10]
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ class NullReporter:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--repeat", type=int, default=11)
+    parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--log-every", type=int, default=10)
     args = parser.parse_args()
     torch.set_num_threads(1)
