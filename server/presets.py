@@ -71,32 +71,92 @@ PRESETS = [
     ),
     _preset(
         "neural collapse: digits MLP",
-        "A 4-layer MLP (width 256) on digits, SGD + momentum with weight decay 5e-4 on minibatches "
-        "of 128, trained well past 100 % train accuracy (reached near step 300) with the "
-        "neural-collapse probe every 25 steps on the whole train set.  NC1 falls about 3.7× from "
-        "initialization to the fit, then drifts up slightly; NC4 keeps falling (Papyan et al. "
-        "2020).  About 15 s on a two-core CPU.",
+        "A 4-layer MLP (width 256, BatchNorm) on digits, SGD + momentum with weight decay 5e-3 "
+        "and a cosine learning rate on minibatches of 128 (10 steps an epoch), 1000 steps: 100 % "
+        "train accuracy by epoch 4, then about 95 epochs of terminal phase.  The neural-collapse "
+        "probe runs at the end of every epoch on the whole train set; NC1 falls about 60× from "
+        "the first epoch at 100 % to the end, and the class means approach a simplex ETF "
+        "(Papyan et al. 2020).  Without BatchNorm NC1 does not fall.  About 25 s on a 2-core CPU.",
         {
             "name": "digits-collapse",
-            "task": {"kind": "digits", "hidden": 256, "depth": 4},
-            "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4},
+            "task": {"kind": "digits", "hidden": 256, "depth": 4, "batch_norm": True},
+            "optimizer": {
+                "name": "sgd",
+                "lr": 0.05,
+                "momentum": 0.9,
+                "weight_decay": 5e-3,
+                "schedule": "cosine",
+            },
             "batch_size": 128,
             "steps": 1000,
-            "log_every": 25,
+            "log_every": 10,
             "train_metrics": "full",
-            "probes": {"collapse": {"every": 25, "max_examples": 2048}},
+            "probes": {"collapse": {"every": 10, "max_examples": 2048}},
         },
     ),
     _preset(
-        "modular addition (grokking setup)",
-        "a+b mod 97, 40% train, MLP over embeddings, AdamW with weight decay 1, full batch: "
-        "train accuracy saturates long before test accuracy.",
+        "loss landscape: digits CNN, PCA trajectory",
+        "A small CNN (8 channels) on digits, SGD + momentum on minibatches of 64, with a 21 × 21 "
+        "loss surface every 50 steps on the plane of the weight trajectory's top two principal "
+        "directions (Li et al. 2018), the path drawn on it.  About 4 s on a two-core CPU.",
         {
-            "name": "modular-addition",
+            "name": "digits-landscape",
+            "task": {"kind": "digits", "model": "cnn", "hidden": 8},
+            "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
+            "batch_size": 64,
+            "steps": 300,
+            "log_every": 10,
+            "probes": {
+                "landscape": {
+                    "every": 50,
+                    "kind": "pca",
+                    "snapshot_every": 10,
+                    "resolution": 21,
+                    "range": 1.25,
+                    "eval_size": 256,
+                }
+            },
+        },
+    ),
+    _preset(
+        "grokking: modular addition",
+        "a+b mod 97, 40 % train, an MLP over 128-d embeddings (512 hidden), AdamW (lr 1e-3, "
+        "weight decay 1, betas 0.9/0.98), full batch, with the grokking probe every 100 steps: "
+        "train accuracy is 100 % by step ~100 (grokking.memorized), test accuracy jumps only "
+        "near step 4,000 (grokking.generalized), while the embeddings' Fourier sparsity rises "
+        "ahead of it (Power et al. 2022; Nanda et al. 2023).  6–11 minutes on a loaded two-core "
+        "CPU.",
+        {
+            "name": "grokking-modular-addition",
             "task": {"kind": "modular", "p": 97, "op": "add", "train_fraction": 0.4},
             "optimizer": {"name": "adamw", "lr": 1e-3, "weight_decay": 1.0, "betas": [0.9, 0.98]},
-            "steps": 5000,
+            "steps": 6000,
             "log_every": 10,
+            "probes": {"grokking": {"every": 100}},
+        },
+    ),
+    _preset(
+        "grokking: modular addition, one-layer transformer",
+        "The same task and optimizer with Nanda et al. (2023)'s model: tokens 'a b =', d_model "
+        "128, 4 heads, a 512-unit ReLU MLP, no LayerNorm, read out at the last position.  It "
+        "memorizes by step 200 and generalizes at step 5,400 (seed 0; seed 1: 2,600); about "
+        "14 minutes on a loaded two-core CPU (a step costs about twice the MLP's).",
+        {
+            "name": "grokking-modular-addition-transformer",
+            "task": {
+                "kind": "modular",
+                "p": 97,
+                "op": "add",
+                "train_fraction": 0.4,
+                "model": "transformer",
+                "embed_dim": 128,
+                "heads": 4,
+                "hidden": 512,
+            },
+            "optimizer": {"name": "adamw", "lr": 1e-3, "weight_decay": 1.0, "betas": [0.9, 0.98]},
+            "steps": 7000,
+            "log_every": 10,
+            "probes": {"grokking": {"every": 100}},
         },
     ),
 ]

@@ -20,7 +20,14 @@ class Strict(BaseModel):
 
 
 class ModularTask(Strict):
-    """a ∘ b mod p for all pairs, split into train and test; an MLP over learned embeddings."""
+    """a ∘ b mod p for all pairs, split into train and test.
+
+    ``model="mlp"``: the two embeddings concatenated, one hidden layer of ``hidden`` units.
+    ``model="transformer"``: the one-layer transformer of Nanda et al. (2023) on the tokens
+    ``a b =`` (``=`` is token p), ``embed_dim`` = d_model, ``heads`` attention heads, an MLP of
+    ``hidden`` ReLU units, read out at the last position.  Both keep the residue embeddings in
+    ``model.embed`` (rows 0 … p − 1), which the grokking probe's Fourier sparsity reads.
+    """
 
     kind: Literal["modular"] = "modular"
     p: int = Field(default=97, ge=2, le=1000, description="Modulus (prime for division).")
@@ -28,14 +35,20 @@ class ModularTask(Strict):
         default="add", description="a+b, a-b, a*b, a/b (p prime), a^2+ab+b^2"
     )
     train_fraction: float = Field(default=0.4, gt=0, lt=1)
-    model: Literal["mlp"] = "mlp"
-    embed_dim: int = Field(default=128, ge=1, le=4096)
-    hidden: int = Field(default=512, ge=1, le=16384)
+    model: Literal["mlp", "transformer"] = "mlp"
+    embed_dim: int = Field(default=128, ge=1, le=4096, description="embedding width (d_model)")
+    hidden: int = Field(default=512, ge=1, le=16384, description="MLP hidden units")
+    heads: int = Field(default=4, ge=1, le=64, description="attention heads (transformer)")
+    layer_norm: bool = Field(
+        default=False, description="pre-LayerNorm in the transformer (Nanda et al.: none)"
+    )
 
     @model_validator(mode="after")
     def _prime_for_division(self) -> ModularTask:
         if self.op == "div" and any(self.p % d == 0 for d in range(2, math.isqrt(self.p) + 1)):
             raise ValueError("division mod p needs a prime p")
+        if self.model == "transformer" and self.embed_dim % self.heads:
+            raise ValueError(f"embed_dim ({self.embed_dim}) must be a multiple of heads")
         return self
 
 
@@ -46,6 +59,9 @@ class DigitsTask(Strict):
     model: Literal["mlp", "cnn"] = "mlp"
     hidden: int = Field(default=64, ge=1, le=8192, description="MLP width / CNN channels")
     depth: int = Field(default=2, ge=1, le=8, description="hidden layers (MLP)")
+    batch_norm: bool = Field(
+        default=False, description="MLP: BatchNorm1d between each hidden Linear and its ReLU"
+    )
     test_fraction: float = Field(default=0.25, gt=0, lt=1)
     train_size: int | None = Field(default=None, ge=10, description="subsample the train split")
 
@@ -232,12 +248,151 @@ class CollapseProbe(ProbeEntry):
     points_per_class: int = Field(default=50, ge=1, le=500, description="2-D projection points")
 
 
+GROKKING_MAX_EVAL = 100_000
+GROKKING_MAX_NTK_EXAMPLES = 256
+GROKKING_MAX_NTK_PROJECTIONS = 64
+
+
+class GrokkingProbe(ProbeEntry):
+    """Grokking detection and progress measures (``worker.probes.grokking``;
+    docs/probes/grokking.md, "In the service").
+
+    Every probe: train and test accuracy of θ_s (one no-grad pass over at most ``eval_examples``
+    of each split) fed to a ``GrokkingMonitor`` (events ``grokking.memorized`` and
+    ``grokking.generalized``), the weight norm and relative change from initialization (total and
+    per layer), for modular tasks the Fourier sparsity of the residue embeddings, and with ``ntk``
+    the NTK-label alignment on a fixed class-balanced subset.
+    """
+
+    threshold: float = Field(
+        default=0.95, gt=0, le=1, description="accuracy that counts as memorized / generalized"
+    )
+    hold: int = Field(
+        default=5, ge=1, le=100, description="consecutive probe steps that must stay above it"
+    )
+    window: int = Field(default=1, ge=1, le=100, description="moving average before the threshold")
+    grokking_ratio: float = Field(
+        default=5.0, ge=1, le=1000, description="grokking: generalization ≥ ratio × memorization"
+    )
+    eval_examples: int = Field(
+        default=10_000, ge=1, le=GROKKING_MAX_EVAL, description="examples of each split evaluated"
+    )
+    fourier_k: int = Field(
+        default=5, ge=1, le=500, description="top frequencies of the Fourier sparsity (modular)"
+    )
+    ntk: bool = Field(default=True, description="NTK-label alignment at every probe step")
+    ntk_examples: int = Field(
+        default=64, ge=4, le=GROKKING_MAX_NTK_EXAMPLES, description="size of the NTK probe subset"
+    )
+    ntk_per_class: int = Field(
+        default=8, ge=1, le=64, description="examples of each class in the NTK probe subset"
+    )
+    ntk_projections: int = Field(
+        default=8,
+        ge=1,
+        le=GROKKING_MAX_NTK_PROJECTIONS,
+        description="random output projections of the NTK estimate",
+    )
+
+
+LANDSCAPE_MAX_RESOLUTION = 51
+LANDSCAPE_MAX_EVAL = 8192
+LANDSCAPE_MAX_SNAPSHOTS = 200
+# single-example forward passes one landscape probe may cost (grid, BatchNorm re-estimation,
+# Hessian directions); a 31 x 31 plane on 512 examples is 0.49 M
+LANDSCAPE_MAX_EXAMPLE_FORWARDS = 2_000_000
+LANDSCAPE_HVP_FORWARDS = 4  # an HVP (double backward) counted as this many forward passes
+
+
+class LandscapeProbe(ProbeEntry):
+    """Loss landscape through θ_s (``worker.probes.landscape``; docs/probes/landscape.md).
+
+    Every probe: the loss and accuracy on a ``resolution`` (× ``resolution``) grid of offsets in
+    ``[-range, range]`` along the directions of ``kind``, on a fixed evaluation subset.
+    """
+
+    every: int = Field(default=100, ge=1, description="run the probe every this many steps")
+    kind: Literal["random", "hessian", "pca", "interpolation"] = Field(
+        default="random",
+        description="random: filter-normalized Gaussian; hessian: top Hessian eigenvectors; "
+        "pca: principal directions of the weight trajectory; interpolation: θ₀ → θ_s (1-D)",
+    )
+    dims: Literal[1, 2] = Field(default=2, description="1-D curve or 2-D surface")
+    resolution: int = Field(
+        default=21,
+        ge=3,
+        le=LANDSCAPE_MAX_RESOLUTION,
+        description="grid points per axis (odd: the centre is θ_s)",
+    )
+    range: float = Field(
+        default=1.0,
+        gt=0,
+        le=1000,
+        description="half-width of the grid: random, in filter norms; hessian, in weight units; "
+        "pca, in units of the trajectory's extent; interpolation, in units of θ_s − θ₀",
+    )
+    eval_size: int = Field(
+        default=256, ge=1, le=LANDSCAPE_MAX_EVAL, description="fixed training examples evaluated"
+    )
+    bn: Literal["running", "recompute"] = Field(
+        default="running",
+        description="BatchNorm statistics at each point: running (eval mode) or re-estimated",
+    )
+    normalization: Literal["filter", "layer", "none"] = Field(
+        default="filter", description="random directions: rescaling rule"
+    )
+    bias_bn: Literal["zero", "weights", "normalize"] = Field(
+        default="zero", description="random directions: biases and normalization parameters"
+    )
+    since: int = Field(default=0, ge=0, description="pca: trajectory snapshots from this step")
+    snapshot_every: int | None = Field(
+        default=None, ge=1, description="pca: weight snapshot interval (default: every)"
+    )
+    max_snapshots: int = Field(
+        default=50,
+        ge=3,
+        le=LANDSCAPE_MAX_SNAPSHOTS,
+        description="pca: snapshots kept (the trajectory is thinned to half when full)",
+    )
+
+    @field_validator("resolution")
+    @classmethod
+    def _odd(cls, resolution: int) -> int:
+        if resolution % 2 == 0:
+            raise ValueError("resolution must be odd, so that the grid's centre is θ_s")
+        return resolution
+
+    @model_validator(mode="after")
+    def _bounded_cost(self) -> LandscapeProbe:
+        if self.kind == "interpolation" and self.dims != 1:
+            raise ValueError("dims: interpolation is a 1-D path (dims 1)")
+        cost = self.example_forwards
+        if cost > LANDSCAPE_MAX_EXAMPLE_FORWARDS:
+            raise ValueError(
+                f"one landscape probe could cost up to {cost} single-example forward passes, "
+                f"above the limit {LANDSCAPE_MAX_EXAMPLE_FORWARDS}: lower resolution or eval_size"
+                + (", or use bn 'running'" if self.bn == "recompute" else "")
+            )
+        return self
+
+    @property
+    def example_forwards(self) -> int:
+        """Upper bound of one probe's cost in single-example forward passes."""
+        per_point = 2 if self.bn == "recompute" else 1
+        grid = (self.resolution**self.dims + 1) * per_point * self.eval_size
+        lanczos = max(300, 20 * 2) + 2  # top_eigenvalues' HVP cap for k = 2, and 2 residuals
+        hvps = lanczos * LANDSCAPE_HVP_FORWARDS * self.eval_size
+        return grid + (hvps if self.kind == "hessian" else 0)
+
+
 class ProbesConfig(Strict):
     """One optional entry per probe (absent or null: off).  Unknown names are 422."""
 
     hessian: HessianProbe | None = None
     opposing: OpposingProbe | None = None
     collapse: CollapseProbe | None = None
+    grokking: GrokkingProbe | None = None
+    landscape: LandscapeProbe | None = None
 
 
 class RunConfig(Strict):

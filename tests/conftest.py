@@ -87,6 +87,24 @@ class Service:
     def stop(self) -> None:
         stop_process(self.process)
 
+    def submit(self, config: dict) -> str:
+        """POST a run config (201 expected); returns the run's API URL."""
+        response = httpx.post(f"{self.url}/api/runs", json=config, timeout=30)
+        assert response.status_code == 201, response.text
+        return f"{self.url}/api/runs/{response.json()['id']}"
+
+    def completed(self, run_url: str, timeout: float = 240) -> dict:
+        """The run once it has finished; fails with its error and the service's log unless it
+        completed."""
+
+        def finished() -> dict | None:
+            run = httpx.get(run_url, timeout=30).json()
+            return run if run["status"] in ("completed", "failed", "cancelled") else None
+
+        run = wait_for(finished, timeout, f"{run_url} to finish\n{self.log}", interval=0.3)
+        assert run["status"] == "completed", f"{run['status']}: {run['error']}\n{self.log}"
+        return run
+
 
 @pytest.fixture(scope="module")
 def one_torch_thread() -> Iterator[None]:
@@ -101,8 +119,11 @@ def one_torch_thread() -> Iterator[None]:
 
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[Service]:
-    """The embedded default, as a user starts it: broker, migrations, worker and server."""
-    svc = Service(tmp_path / "data")
+    """The embedded default, as a user starts it: broker, migrations, worker and server.
+
+    The worker flushes every 0.25 s instead of every second (``OBS_FLUSH_SECONDS``), so that the
+    short runs of the tests show several live updates while they are still running."""
+    svc = Service(tmp_path / "data", OBS_FLUSH_SECONDS="0.25")
     yield svc
     svc.stop()
 

@@ -73,6 +73,12 @@ export const api = {
   events: (id) => request("GET", `/api/runs/${id}/events`),
   outliers: (id, { sinceStep } = {}) => request("GET", `/api/runs/${id}/outliers${query({ since_step: sinceStep })}`),
   outliersAt: (id, step, { span } = {}) => request("GET", `/api/runs/${id}/outliers/${step}${query({ span })}`),
+  arrays: (id, probe) => request("GET", `/api/runs/${id}/arrays/${probe}`),
+  arrayAt: (id, probe, step) => request("GET", `/api/runs/${id}/arrays/${probe}/${step}`),
+  spectra: (id) => request("GET", `/api/runs/${id}/spectra`),
+  spectrumAt: (id, step) => request("GET", `/api/runs/${id}/spectra/${step}`),
+  landscapes: (id) => request("GET", `/api/runs/${id}/landscapes`),
+  landscapeAt: (id, step) => request("GET", `/api/runs/${id}/landscapes/${step}`),
   exampleLoss: (id, index, { maxPoints } = {}) =>
     request("GET", `/api/runs/${id}/examples/${index}/loss${query({ max_points: maxPoints })}`),
   schema: () => request("GET", "/api/schema/run-config"),

@@ -6,7 +6,7 @@
 // (smoothed when smoothing > 0), then the raw series drawn faintly (only when smoothing > 0),
 // then the overlaid runs.
 
-import { FINISHED } from "./dom.js";
+import { FINISHED, h } from "./dom.js";
 import { matchesSeries } from "./panels.js";
 import { ema } from "./series.js";
 
@@ -19,7 +19,8 @@ export function plotly() {
   return window.Plotly;
 }
 
-function theme() {
+// The page's colours (CSS custom properties, so a dark theme reaches the plots) and font.
+export function theme() {
   const css = getComputedStyle(document.documentElement);
   const read = (name, fallback) => css.getPropertyValue(name).trim() || fallback;
   return {
@@ -27,9 +28,32 @@ function theme() {
     grid: read("--grid", "#e5e7eb"),
     muted: read("--muted", "#6b7280"),
     event: read("--event", "#b45309"),
+    danger: read("--danger", "#dc2626"),
     font: getComputedStyle(document.body).fontFamily,
   };
 }
+
+// Numbers in titles and labels: 3 significant digits by default; "–" for a missing value.
+export function fmt(value, digits = 3) {
+  return value === null || value === undefined ? "–" : Number(value).toPrecision(digits);
+}
+
+// The layout every dashboard chart starts from: autosized to its card, transparent so the card's
+// background shows. `height` and the `margin` sides given override the defaults; the other
+// keys (axes, title, legend…) are added as they are.
+export function plotLayout({ height = 280, margin = {}, ...rest } = {}) {
+  return {
+    autosize: true,
+    height,
+    margin: { l: 60, r: 12, t: 28, b: 40, ...margin },
+    paper_bgcolor: "rgba(0,0,0,0)",
+    plot_bgcolor: "rgba(0,0,0,0)",
+    ...rest,
+  };
+}
+
+// Plotly config of the probe panels' charts (line panels add their modebar choices to it).
+export const PLOT_CONFIG = { responsive: true, displaylogo: false };
 
 // Series names a panel draws: exact names always (empty until their first point, so live
 // appends have a trace to extend), "prefix.*" families as found in the store, sorted.
@@ -47,10 +71,11 @@ export function seriesNames(patterns, store) {
 // Vertical dotted lines (and labels) at the steps of the run's events: one per step, labelled
 // with the kinds that happened there (a loss spike comes with the groups behind it).
 export function eventMarkers(events, logX, colors = theme()) {
-  const x = (step) => (logX ? (step > 0 ? Math.log10(step) : null) : step); // log axes place shapes in log10 units
+  // On a log axis, plotly (v4) places shapes in data units but annotations in log10 units.
+  const labelX = (step) => (logX ? Math.log10(step) : step);
   const byStep = new Map();
   for (const e of events) {
-    if (x(e.step) === null) continue;
+    if (logX && e.step <= 0) continue; // not on a log axis
     if (!byStep.has(e.step)) byStep.set(e.step, { step: e.step, kinds: [] });
     if (!byStep.get(e.step).kinds.includes(e.kind)) byStep.get(e.step).kinds.push(e.kind);
   }
@@ -60,14 +85,14 @@ export function eventMarkers(events, logX, colors = theme()) {
       type: "line",
       xref: "x",
       yref: "paper",
-      x0: x(e.step),
-      x1: x(e.step),
+      x0: e.step,
+      x1: e.step,
       y0: 0,
       y1: 1,
       line: { color: colors.event, width: 1, dash: "dot" },
     })),
     annotations: placed.slice(-MAX_EVENT_LABELS).map((e) => ({
-      x: x(e.step),
+      x: labelX(e.step),
       xref: "x",
       y: 1,
       yref: "paper",
@@ -98,12 +123,7 @@ function layout(ctx, { yTitle, logY, empty, legend }) {
       font: { size: 13, color: colors.muted },
     });
   }
-  return {
-    autosize: true,
-    height: 280,
-    margin: { l: 60, r: 12, t: 28, b: 40 },
-    paper_bgcolor: "rgba(0,0,0,0)",
-    plot_bgcolor: "rgba(0,0,0,0)",
+  return plotLayout({
     font: { family: colors.font, size: 12, color: colors.fg },
     xaxis: {
       title: { text: "step" },
@@ -125,12 +145,11 @@ function layout(ctx, { yTitle, logY, empty, legend }) {
     hovermode: "x unified",
     uirevision: `${logX}|${logY}`, // keeps the user's zoom across live updates, not across axis types
     ...markers,
-  };
+  });
 }
 
-const PLOT_CONFIG = {
-  responsive: true,
-  displaylogo: false,
+const LINE_PLOT_CONFIG = {
+  ...PLOT_CONFIG,
   modeBarButtonsToRemove: ["lasso2d", "select2d", "autoScale2d"],
   toImageButtonOptions: { format: "png", scale: 2 },
 };
@@ -201,7 +220,7 @@ export function linePanel({ id, title, series, yTitle, logY, labels = {}, smooth
       empty: ctx.state.empty,
       legend: traces.filter((t) => t.showlegend !== false).length > 1,
     };
-    plotly().react(ctx.el, traces, layout(ctx, options), PLOT_CONFIG);
+    plotly().react(ctx.el, traces, layout(ctx, options), LINE_PLOT_CONFIG);
   }
 
   function update(ctx, delta) {
@@ -239,4 +258,99 @@ export function linePanel({ id, title, series, yTitle, logY, labels = {}, smooth
 
   const controls = logY === undefined ? [] : [{ key: "logY", label: "log y", value: logY }];
   return { id, title, series, controls, render, update, onEvents, onStatus, ...rest };
+}
+
+// For panels that fetch arrays: returns a function that runs `draw(ctx)` (async) at most once at
+// a time; a call during a run queues exactly one more. Failures show in the panel's error box.
+export function refresher(ctx, draw) {
+  const refresh = () => {
+    if (ctx.state.busy) {
+      ctx.state.again = true;
+      return;
+    }
+    ctx.state.busy = true;
+    draw(ctx)
+      .then(() => {
+        ctx.errorBox.hidden = true;
+      })
+      .catch((error) => {
+        ctx.errorBox.textContent = `This panel failed: ${error.message}`;
+        ctx.errorBox.hidden = false;
+      })
+      .finally(() => {
+        ctx.state.busy = false;
+        if (ctx.state.again) {
+          ctx.state.again = false;
+          refresh();
+        }
+      });
+  };
+  return refresh;
+}
+
+// Array results of one kind, fetched once per run and step: `load(api, runId, step)` returns a
+// promise; the returned function takes (ctx, step). A failed fetch is retried next time.
+export function stepCache(load) {
+  const cache = new Map(); // `${runId}/${step}` -> Promise of the result
+  return (ctx, step) => {
+    const key = `${ctx.runId}/${step}`;
+    if (!cache.has(key)) {
+      const pending = load(ctx.api, ctx.runId, step);
+      pending.catch(() => cache.delete(key)); // a failed fetch is retried next time
+      cache.set(key, pending);
+    }
+    return cache.get(key);
+  };
+}
+
+// Refills a step <select> with "latest" and the `steps` given, keeping the user's choice, and
+// returns the step to draw (null: none yet). While "latest" is chosen it follows new steps.
+export function chooseStep(select, steps) {
+  const following = !select.value || select.value === "latest";
+  const previous = select.value;
+  select.replaceChildren(
+    h("option", { value: "latest" }, "latest"),
+    ...steps.map((s) => h("option", { value: String(s) }, `step ${s}`)),
+  );
+  select.value = following ? "latest" : previous;
+  if (!steps.length) return null;
+  return following ? steps[steps.length - 1] : Number(previous);
+}
+
+// Spec of a panel drawn from data it fetches itself: the first render runs `mount(ctx)` (extra
+// controls, child elements) if given; every render and every new point of its series re-run
+// `draw(ctx)` (async) through refresher(); run events do not concern it.
+export function fetchedPanel({ mount, draw, ...rest }) {
+  return {
+    ...rest,
+    render(ctx) {
+      if (!ctx.state.refresh) {
+        mount?.(ctx);
+        ctx.state.refresh = refresher(ctx, draw);
+      }
+      ctx.state.refresh();
+    },
+    update(ctx) {
+      ctx.state.refresh();
+    },
+    onEvents() {},
+  };
+}
+
+// Spec of a panel that draws the arrays stored at one step, chosen in a <select name="${id}-step">
+// prepended to its controls ("latest" follows new steps). `steps(ctx)` resolves to the steps on
+// offer, `draw(ctx, step)` draws one (both async).
+export function arrayPanel({ id, steps, draw, ...rest }) {
+  return fetchedPanel({
+    id,
+    ...rest,
+    mount(ctx) {
+      ctx.state.select = h("select", { name: `${id}-step`, "aria-label": "step", onchange: () => ctx.state.refresh() });
+      ctx.card.querySelector(".panel-controls")?.prepend(ctx.state.select);
+    },
+    async draw(ctx) {
+      const step = chooseStep(ctx.state.select, await steps(ctx));
+      if (step !== null) await draw(ctx, step);
+    },
+  });
 }

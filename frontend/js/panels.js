@@ -24,6 +24,8 @@
 // smoothing}, local (this panel's control values), state (the panel's own scratch), and api
 // (js/api.js) for panels that read their own endpoints (spectra, landscapes, outliers).
 // Scalar panels need no code of their own: linePanel() in js/charts.js supplies render/update.
+// Panels drawn from fetched arrays use arrayPanel() (a step <select> with "latest") or
+// fetchedPanel() there, with stepCache(), plotLayout() and PLOT_CONFIG.
 // A series that no panel claims gets an automatic one-series line panel, so a new probe's
 // scalars are visible before anyone writes its panel. A panel that throws shows its error in its
 // own card; the other panels keep working.

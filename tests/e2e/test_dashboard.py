@@ -19,6 +19,8 @@ import pytest
 from playwright.sync_api import ConsoleMessage, Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
+from tests.conftest import Service, wait_for
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,6 +60,31 @@ class Browser:
     def on_console(self, message: ConsoleMessage) -> None:
         if message.type == "error" and EXPECTED_422 not in message.text:
             self.errors.append(f"console error: {message.text}")
+
+    def watch_live(self, service: Service, config: dict, condition: str) -> tuple[str, object]:
+        """Submits ``config`` once the service's worker is up, opens the run's page and waits
+        until ``condition`` holds while the run is still running (see ``wait_live``).
+
+        Returns the run's API URL and the condition's value."""
+        wait_for(lambda: httpx.get(f"{service.url}/api/health").json()["workers"], 30, "a worker")
+        url = service.submit(config)
+        self.page.goto(f"{service.url}/run.html?id={url.rsplit('/', 1)[1]}")
+        return url, self.wait_live(condition, url)
+
+    def wait_live(self, condition: str, run_url: str, timeout: float = 90) -> object:
+        """Waits until the page's ``condition`` (a JS function; truthy while the run is still
+        running and something is drawn) holds; on a timeout the error says what the page showed
+        and where the run was, so a run that ended before the page drew is told apart."""
+        try:
+            return self.page.wait_for_function(condition, timeout=timeout * 1000).json_value()
+        except PlaywrightTimeoutError:
+            seen = self.page.evaluate(READ_LIVE)
+            run = httpx.get(run_url).json()
+            raise AssertionError(
+                f"nothing was drawn live within {timeout} s; the page shows {seen}, the API says "
+                f"{run['status']} at step {run['step']} (started {run['started_at']}, finished "
+                f"{run['finished_at']})"
+            ) from None
 
     def live_points(self, more_than: int, run_url: str) -> int:
         """Waits until the run is running with more than ``more_than`` loss points drawn."""

@@ -16,11 +16,14 @@ from tests.e2e.test_dashboard import Browser, artifact, browser  # noqa: F401 (f
 
 pytestmark = pytest.mark.e2e
 
+# Long enough (~8 s idle) to be still running when a cold page draws its first points.
+STEPS = 400
+POINTS = STEPS // 10 + 1  # probe steps 0, 10, …, STEPS
 CONFIG = {
     "name": "eos-panels",
     "task": {"kind": "digits", "hidden": 32, "train_size": 500},
     "optimizer": {"name": "sgd", "lr": 0.2},
-    "steps": 200,
+    "steps": STEPS,
     "log_every": 10,
     "device": "cpu",
     "probes": {
@@ -40,19 +43,14 @@ LIVE = """() => {
 
 @pytest.mark.timeout(180)
 def test_hessian_panels_draw_live_and_match_the_api(service, browser: Browser) -> None:  # noqa: ANN001, F811
-    api = service.url
-    wait_for(lambda: httpx.get(f"{api}/api/health").json()["workers"], 30, "a worker")
-    run = httpx.post(f"{api}/api/runs", json=CONFIG).json()
-    url = f"{api}/api/runs/{run['id']}"
+    url, live = browser.watch_live(service, CONFIG, LIVE)
     page = browser.page
-    page.goto(f"{api}/run.html?id={run['id']}")
-    live = page.wait_for_function(LIVE, timeout=60_000).json_value()
-    assert live < 21  # drawn while the run was still going
+    assert live < POINTS  # drawn while the run was still going
 
     wait_for(lambda: httpx.get(url).json()["status"] == "completed", 90, "the run to complete")
     page.wait_for_function(
         "() => (document.getElementById('plot-hessian-sharpness')?.data?.[0]?.x?.length ?? 0)"
-        " === 21",
+        f" === {POINTS}",
         timeout=20_000,
     )
     page.screenshot(path=str(artifact("hessian-panels.png")), full_page=True)
@@ -61,26 +59,26 @@ def test_hessian_panels_draw_live_and_match_the_api(service, browser: Browser) -
     metrics = httpx.get(f"{url}/metrics", params={"names": "hessian.lambda_max"}).json()
     [series] = metrics["series"]
     assert sharp[0]["x"] == series["steps"] and sharp[0]["y"] == pytest.approx(series["values"])
-    assert sharp[2]["y"] == [pytest.approx(10.0)] * 21  # the 2/lr line
+    assert sharp[2]["y"] == [pytest.approx(10.0)] * POINTS  # the 2/lr line
     eigs = page.evaluate(READ, "hessian-eigs")
-    assert len(eigs) == 2 and all(len(t["x"]) == 21 for t in eigs)
+    assert len(eigs) == 2 and all(len(t["x"]) == POINTS for t in eigs)
 
     steps = httpx.get(f"{url}/spectra").json()["steps"]
-    assert steps == list(range(0, 201, 10))
+    assert steps == list(range(0, STEPS + 1, 10))
     page.wait_for_function(
         "() => document.getElementById('plot-hessian-density')?.data?.[0]?.name === 'density, "
-        "step 200'",
+        f"step {STEPS}'",
         timeout=20_000,
     )
-    last = httpx.get(f"{url}/spectra/200").json()["arrays"]
+    last = httpx.get(f"{url}/spectra/{STEPS}").json()["arrays"]
     density = page.evaluate(READ, "hessian-density")
     assert density[0]["x"] == pytest.approx(last["density_grid"])
     assert density[1]["x"] == pytest.approx(last["eigenvalues"])
     page.wait_for_function(
         "() => document.getElementById('plot-hessian-density-heatmap')?.data?.[0]?.x?.length"
-        " === 21",
+        f" === {POINTS}",
         timeout=20_000,
     )
     heatmap = page.evaluate(READ, "hessian-density-heatmap")[0]
-    assert heatmap["x"] == steps and all(len(row) == 21 for row in heatmap["z"])
+    assert heatmap["x"] == steps and all(len(row) == POINTS for row in heatmap["z"])
     assert browser.errors == []

@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import Service, wait_for
+from tests.conftest import Service
 
 pytestmark = pytest.mark.integration
 
@@ -38,15 +38,8 @@ CONFIG = {
 
 
 def test_sgd_on_digits_reaches_and_hovers_at_the_edge_of_stability(service: Service) -> None:
-    api = service.url
-    run = httpx.post(f"{api}/api/runs", json=CONFIG).json()
-    url = f"{api}/api/runs/{run['id']}"
-
-    def finished() -> dict | None:
-        body = httpx.get(url).json()
-        return body if body["status"] in ("completed", "failed", "cancelled") else None
-
-    assert wait_for(finished, 120, "the run to finish", interval=0.3)["status"] == "completed"
+    url = service.submit(CONFIG)
+    service.completed(url, timeout=120)
 
     threshold = 2 / LR
     [event] = httpx.get(f"{url}/events").json()["data"]

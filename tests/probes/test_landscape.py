@@ -249,6 +249,27 @@ def test_batched_equals_pointwise_on_a_cnn_with_batchnorm(bn_stats, dtype, per_p
     assert s.bn_stats == bn_stats and s.metadata["bn_stats"] == bn_stats
 
 
+def test_max_pooling_in_channels_last_on_the_cpu_gives_the_same_surface() -> None:
+    """The CPU path pools in channels-last memory format (faster there); the values do not move."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64, 10)
+    )
+    data = digits(96, image=True, batches=2, dtype=torch.float32)
+    train(model, CE, data, steps=20)
+    layouts: list[bool] = []
+    model[2].register_forward_hook(
+        lambda _m, i, _o: layouts.append(i[0].is_contiguous(memory_format=torch.channels_last))
+    )
+    s = surface(model, CE, data, coords=COORDS)
+    grid_passes = layouts[1:]  # after the probe pass at the centre, which is not hooked
+    assert len(grid_passes) == 2 * 25 and all(grid_passes)
+    assert not model[2]._forward_pre_hooks  # removed again
+    loss, accuracy = pointwise(model, data, s.directions, COORDS)
+    np.testing.assert_allclose(s.loss, loss, rtol=1e-6, atol=0)
+    np.testing.assert_array_equal(s.accuracy, accuracy)
+
+
 def test_recomputed_batchnorm_statistics_change_the_surface() -> None:
     model, data = trained_cnn()
     running = surface(model, CE, data, coords=COORDS, bias_bn="normalize")

@@ -13,7 +13,9 @@ from typing import Any
 
 from server.schemas import RunConfig
 from worker.probe_hooks.collapse import CollapseHook
+from worker.probe_hooks.grokking import GrokkingHook
 from worker.probe_hooks.hessian import HessianHook
+from worker.probe_hooks.landscape import LandscapeHook
 from worker.probe_hooks.opposing import OpposingHook
 from worker.training.loop import StepHook
 
@@ -22,6 +24,8 @@ FACTORIES: dict[str, Callable[[Any], StepHook]] = {
     "hessian": HessianHook,
     "opposing": OpposingHook,
     "collapse": CollapseHook,
+    "grokking": GrokkingHook,
+    "landscape": LandscapeHook,
 }
 
 

@@ -29,7 +29,7 @@ means anyway.  Keeping one ``d × d`` second moment per class (``O(C·d²)``: 21
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -39,7 +39,14 @@ from torch import Tensor, nn
 
 from worker.probes.linalg import evaluation_mode
 
-__all__ = ["CollapseAccumulator", "NeuralCollapse", "Projection", "collect", "neural_collapse"]
+__all__ = [
+    "CollapseAccumulator",
+    "NeuralCollapse",
+    "Projection",
+    "collect",
+    "neural_collapse",
+    "terminal_phase_drop",
+]
 
 GlobalMean = Literal["samples", "classes"]
 
@@ -429,3 +436,25 @@ def _first_examples(
         inputs, labels = inputs[:left], labels[:left]
         left -= len(labels)
         yield inputs, labels
+
+
+def terminal_phase_drop(
+    train_acc: Mapping[int, float], nc1: Mapping[int, float]
+) -> tuple[int, int, float]:
+    """How far NC1 falls in the terminal phase: ``(first, last, nc1[first] / nc1[last])``.
+
+    ``first`` is the first step (in step order) where the train accuracy is exactly 1 and NC1
+    was measured; ``last`` is the last step with NC1.  For the drop to start at the end of the
+    first epoch with 100 % train accuracy, log the full-train-set accuracy and run the probe at
+    every epoch's end (minibatches: every ``len(train) // batch_size`` steps, the loop's epoch;
+    full batch: every step is an epoch).  Sparser logging starts the drop at the first logged
+    step at 100 % instead, no earlier than that epoch.
+
+    Raises:
+        ValueError: no step has both NC1 and a train accuracy of 1.
+    """
+    fitted = [s for s in sorted(nc1) if train_acc.get(s) == 1.0]
+    if not fitted:
+        raise ValueError("no step with NC1 reached 100 % train accuracy")
+    last = max(nc1)
+    return fitted[0], last, nc1[fitted[0]] / nc1[last]

@@ -63,11 +63,15 @@ def build_task(config: object, seed: int) -> Task:
     return REGISTRY[kind](config, seed)
 
 
-def mlp(in_dim: int, hidden: int, depth: int, out_dim: int) -> nn.Sequential:
+def mlp(
+    in_dim: int, hidden: int, depth: int, out_dim: int, *, batch_norm: bool = False
+) -> nn.Sequential:
+    """``depth`` hidden Linear–ReLU layers (with ``batch_norm``, Linear–BatchNorm1d–ReLU)."""
     layers: list[nn.Module] = []
     width = in_dim
     for _ in range(depth):
-        layers += [nn.Linear(width, hidden), nn.ReLU()]
+        norm = [nn.BatchNorm1d(hidden)] if batch_norm else []
+        layers += [nn.Linear(width, hidden), *norm, nn.ReLU()]
         width = hidden
     layers.append(nn.Linear(width, out_dim))
     return nn.Sequential(*layers)
@@ -103,6 +107,46 @@ class EmbeddingMLP(nn.Module):
         return self.out(torch.relu(self.hidden(h)))
 
 
+class ModularTransformer(nn.Module):
+    """One-layer transformer on ``a b =`` (Nanda et al. 2023), read out at the last position.
+
+    Token (``p + 1`` rows, ``=`` is token ``p``) and position embeddings, one multi-head attention
+    block and one ReLU MLP block, each added to the residual stream (optionally after a
+    pre-LayerNorm; Nanda et al. use none), then the unembedding.  With one layer only the last
+    position's residual reaches the output, so its causal attention is computed for that query
+    alone, and the MLP on that position alone: the same function as the full causal block.
+    Embeddings start at N(0, 1/d_model), as in Nanda et al.
+    """
+
+    def __init__(self, p: int, d_model: int, heads: int, hidden: int, layer_norm: bool) -> None:
+        super().__init__()
+        self.p, self.heads = p, heads
+        self.embed = nn.Embedding(p + 1, d_model)
+        self.pos = nn.Parameter(torch.randn(3, d_model) / d_model**0.5)
+        nn.init.normal_(self.embed.weight, std=d_model**-0.5)
+        self.qkv = nn.Linear(d_model, 3 * d_model, bias=False)
+        self.attn_out = nn.Linear(d_model, d_model, bias=False)
+        self.mlp_in = nn.Linear(d_model, hidden)
+        self.mlp_out = nn.Linear(hidden, d_model)
+        self.unembed = nn.Linear(d_model, p, bias=False)
+        self.norm1 = nn.LayerNorm(d_model) if layer_norm else nn.Identity()
+        self.norm2 = nn.LayerNorm(d_model) if layer_norm else nn.Identity()
+
+    def forward(self, pairs: torch.Tensor) -> torch.Tensor:
+        equals = torch.full_like(pairs[:, :1], self.p)
+        resid = self.embed(torch.cat([pairs, equals], dim=1)) + self.pos  # (n, 3, d)
+        n, seq, d = resid.shape
+        q, k, v = self.qkv(self.norm1(resid)).view(n, seq, 3, self.heads, -1).unbind(2)
+        # The last query attends to all three positions (what the causal mask allows it).  Plain
+        # matmuls rather than scaled_dot_product_attention, which torch.func.vmap (the NTK
+        # probe's per-example gradients) can only run through a slow per-example fallback.
+        scores = torch.einsum("nhd,nshd->nhs", q[:, -1], k) / q.shape[-1] ** 0.5
+        attended = torch.einsum("nhs,nshd->nhd", scores.softmax(-1), v)
+        last = resid[:, -1] + self.attn_out(attended.reshape(n, d))
+        last = last + self.mlp_out(torch.relu(self.mlp_in(self.norm2(last))))
+        return self.unembed(last)
+
+
 @register("modular")
 def modular(config: ModularTask, seed: int) -> Task:
     p = config.p
@@ -113,9 +157,13 @@ def modular(config: ModularTask, seed: int) -> Task:
     x = torch.stack([a, b], dim=1)
     train_x, train_y, test_x, test_y = _split(x, y, config.train_fraction, seed)
     torch.manual_seed(seed)
-    return Task(
-        train_x, train_y, test_x, test_y, EmbeddingMLP(p, config.embed_dim, config.hidden), p
-    )
+    if config.model == "transformer":
+        model: nn.Module = ModularTransformer(
+            p, config.embed_dim, config.heads, config.hidden, config.layer_norm
+        )
+    else:
+        model = EmbeddingMLP(p, config.embed_dim, config.hidden)
+    return Task(train_x, train_y, test_x, test_y, model, p)
 
 
 class DigitsCNN(nn.Module):
@@ -147,7 +195,7 @@ def digits(config: DigitsTask, seed: int) -> Task:
         train_x, test_x = train_x.view(-1, 1, 8, 8), test_x.view(-1, 1, 8, 8)
         model: nn.Module = DigitsCNN(config.hidden)
     else:
-        model = mlp(64, config.hidden, config.depth, 10)
+        model = mlp(64, config.hidden, config.depth, 10, batch_norm=config.batch_norm)
     return Task(train_x, train_y, test_x, test_y, model, 10, image_shape=(8, 8))
 
 

@@ -5,22 +5,20 @@
 // The two array panels read GET /api/runs/{id}/arrays/collapse[/{step}] and refresh whenever a
 // new nc.nc1 point arrives (every probe step stores one).
 
-import { linePanel, plotly, SERIES_COLORS } from "../charts.js";
-import { h } from "../dom.js";
+import { arrayPanel, fmt, linePanel, PLOT_CONFIG, plotLayout, plotly, SERIES_COLORS, stepCache } from "../charts.js";
 import { registerPanel } from "../panels.js";
 
 registerPanel(
   linePanel({
     id: "collapse-metrics",
-    title: "Neural collapse NC1–NC4",
-    series: ["nc.nc1", "nc.equinorm", "nc.equiangular", "nc.max_angle", "nc.nc3", "nc.nc4"],
+    title: "Neural collapse NC1–NC3",
+    series: ["nc.nc1", "nc.equinorm", "nc.equiangular", "nc.max_angle", "nc.nc3"],
     labels: {
       "nc.nc1": "NC1 Tr(Σ_W Σ_B†)/C",
       "nc.equinorm": "NC2 equinorm (std/mean ‖μ_c − μ_G‖)",
       "nc.equiangular": "NC2 equiangularity (std cos)",
       "nc.max_angle": "NC2 mean |cos + 1/(C−1)|",
       "nc.nc3": "NC3 ‖W/‖W‖ − M/‖M‖‖²",
-      "nc.nc4": "NC4 disagreement with nearest centre",
     },
     yTitle: "value",
     logY: true,
@@ -28,84 +26,28 @@ registerPanel(
   }),
 );
 
+// NC4 is a fraction that reaches exactly 0 in the terminal phase: a log axis would drop it.
+registerPanel(
+  linePanel({
+    id: "collapse-nc4",
+    title: "NC4: prediction ≠ nearest class centre",
+    series: ["nc.nc4"],
+    labels: { "nc.nc4": "NC4 disagreement with nearest centre" },
+    yTitle: "fraction of examples",
+    order: 71,
+  }),
+);
+
 // --- array results: cached per run and step ------------------------------------------------
 
-const cache = new Map(); // `${runId}/${step}` -> Promise of /arrays/collapse/{step}
+const resultAt = stepCache((api, runId, step) => api.arrayAt(runId, "collapse", step));
 
-async function getJSON(path) {
-  const response = await fetch(path, { headers: { Accept: "application/json" } });
-  if (!response.ok) throw new Error(`${path}: ${response.status}`);
-  return response.json();
-}
+const storedSteps = async (ctx) => (await ctx.api.arrays(ctx.runId, "collapse")).steps;
 
-function resultAt(runId, step) {
-  const key = `${runId}/${step}`;
-  if (!cache.has(key)) {
-    const pending = getJSON(`/api/runs/${runId}/arrays/collapse/${step}`);
-    pending.catch(() => cache.delete(key)); // a failed fetch is retried next time
-    cache.set(key, pending);
-  }
-  return cache.get(key);
-}
+const layout = (rest) => plotLayout({ height: 320, margin: { l: 50 }, ...rest });
 
-const BASE_LAYOUT = {
-  autosize: true,
-  height: 320,
-  margin: { l: 50, r: 12, t: 28, b: 40 },
-  paper_bgcolor: "rgba(0,0,0,0)",
-  plot_bgcolor: "rgba(0,0,0,0)",
-};
-const PLOT_CONFIG = { responsive: true, displaylogo: false };
-
-// Re-runs `draw` at most once at a time; a request during a run queues exactly one more.
-function refresher(ctx, draw) {
-  return () => {
-    if (ctx.state.busy) {
-      ctx.state.again = true;
-      return;
-    }
-    ctx.state.busy = true;
-    draw(ctx)
-      .then(() => {
-        ctx.errorBox.hidden = true;
-      })
-      .catch((error) => {
-        ctx.errorBox.textContent = `This panel failed: ${error.message}`;
-        ctx.errorBox.hidden = false;
-      })
-      .finally(() => {
-        ctx.state.busy = false;
-        if (ctx.state.again) {
-          ctx.state.again = false;
-          ctx.state.refresh();
-        }
-      });
-  };
-}
-
-// Fills the panel's step selector from the stored steps and returns the step to draw (null: none).
-async function chosenStep(ctx) {
-  const listing = await getJSON(`/api/runs/${ctx.runId}/arrays/collapse`);
-  const select = ctx.state.select;
-  const following = !select.value || select.value === "latest";
-  const previous = select.value;
-  select.replaceChildren(
-    h("option", { value: "latest" }, "latest"),
-    ...listing.steps.map((s) => h("option", { value: String(s) }, `step ${s}`)),
-  );
-  select.value = following ? "latest" : previous;
-  if (!listing.steps.length) return null;
-  return following ? listing.steps[listing.steps.length - 1] : Number(previous);
-}
-
-function fmt(value) {
-  return value === null || value === undefined ? "–" : Number(value).toPrecision(3);
-}
-
-async function drawCosines(ctx) {
-  const step = await chosenStep(ctx);
-  if (step === null) return;
-  const { arrays, meta } = await resultAt(ctx.runId, step);
+async function drawCosines(ctx, step) {
+  const { arrays, meta } = await resultAt(ctx, step);
   const classes = arrays.classes.map(String);
   const etf = meta.etf;
   // Diverging scale centred on the ETF value: white = exactly −1/(C−1), red above, blue below.
@@ -131,23 +73,20 @@ async function drawCosines(ctx) {
         hovertemplate: "classes %{y}, %{x}<br>cos %{z:.3f}<extra></extra>",
       },
     ],
-    {
-      ...BASE_LAYOUT,
+    layout({
       title: {
         text: `step ${step}: ETF −1/(C−1) = ${fmt(etf)} (white); NC1 ${fmt(s["nc.nc1"])}, equiangularity ${fmt(s["nc.equiangular"])}`,
         font: { size: 12 },
       },
       xaxis: { title: { text: "class" }, type: "category" },
       yaxis: { title: { text: "class" }, type: "category", autorange: "reversed", scaleanchor: "x" },
-    },
+    }),
     PLOT_CONFIG,
   );
 }
 
-async function drawProjection(ctx) {
-  const step = await chosenStep(ctx);
-  if (step === null) return;
-  const { arrays, meta } = await resultAt(ctx.runId, step);
+async function drawProjection(ctx, step) {
+  const { arrays, meta } = await resultAt(ctx, step);
   const color = (c) => SERIES_COLORS[c % SERIES_COLORS.length];
   const traces = arrays.classes.map((c, k) => {
     const idx = arrays.labels.flatMap((label, i) => (label === c ? [i] : []));
@@ -176,41 +115,18 @@ async function drawProjection(ctx) {
   plotly().react(
     ctx.el,
     traces,
-    {
-      ...BASE_LAYOUT,
+    layout({
       title: { text: `step ${step}: layer ${meta.layer}, top-2 directions of the class means`, font: { size: 12 } },
       xaxis: { title: { text: "PC 1" }, zeroline: false },
       yaxis: { title: { text: "PC 2" }, zeroline: false, scaleanchor: "x" },
       showlegend: true,
-    },
+    }),
     PLOT_CONFIG,
   );
 }
 
-function arrayPanel(id, title, order, draw) {
-  return {
-    id,
-    title,
-    series: ["nc.nc1"],
-    order,
-    render(ctx) {
-      if (!ctx.state.select) {
-        ctx.state.select = h("select", {
-          name: `${id}-step`,
-          "aria-label": "step",
-          onchange: () => ctx.state.refresh(),
-        });
-        ctx.card.querySelector(".panel-controls")?.prepend(ctx.state.select);
-        ctx.state.refresh = refresher(ctx, draw);
-      }
-      ctx.state.refresh();
-    },
-    update(ctx) {
-      ctx.state.refresh();
-    },
-    onEvents() {},
-  };
-}
+const collapsePanel = (id, title, order, draw) =>
+  arrayPanel({ id, title, series: ["nc.nc1"], order, steps: storedSteps, draw });
 
-registerPanel(arrayPanel("collapse-cosines", "Class-mean cosines vs the simplex ETF", 72, drawCosines));
-registerPanel(arrayPanel("collapse-projection", "Features per class (2-D projection)", 73, drawProjection));
+registerPanel(collapsePanel("collapse-cosines", "Class-mean cosines vs the simplex ETF", 72, drawCosines));
+registerPanel(collapsePanel("collapse-projection", "Features per class (2-D projection)", 73, drawProjection));

@@ -4,8 +4,7 @@
 // stream); the density panels read GET /api/runs/{id}/spectra and /spectra/{step} and refresh
 // whenever a new hessian.lambda_max point arrives (every probe step stores one).
 
-import { linePanel, plotly, SERIES_COLORS } from "../charts.js";
-import { h } from "../dom.js";
+import { arrayPanel, fetchedPanel, linePanel, PLOT_CONFIG, plotLayout, plotly, SERIES_COLORS, stepCache } from "../charts.js";
 import { registerPanel } from "../panels.js";
 
 registerPanel(
@@ -37,28 +36,11 @@ registerPanel(
 
 // --- spectral density: fetched arrays, cached per run and step -------------------------------
 
-const cache = new Map(); // `${runId}/${step}` -> Promise of /spectra/{step}
-
-async function getJSON(path) {
-  const response = await fetch(path, { headers: { Accept: "application/json" } });
-  if (!response.ok) throw new Error(`${path}: ${response.status}`);
-  return response.json();
-}
-
-const spectraSteps = (runId) => getJSON(`/api/runs/${runId}/spectra`);
-
-function spectrumAt(runId, step) {
-  const key = `${runId}/${step}`;
-  if (!cache.has(key)) {
-    const pending = getJSON(`/api/runs/${runId}/spectra/${step}`);
-    pending.catch(() => cache.delete(key)); // a failed fetch is retried next time
-    cache.set(key, pending);
-  }
-  return cache.get(key);
-}
+const spectrumAt = stepCache((api, runId, step) => api.spectrumAt(runId, step));
 
 // Steps (of those stored) that carry a density; the meta says whether it was computed.
-function densitySteps(listing) {
+async function densitySteps(ctx) {
+  const listing = await ctx.api.spectra(ctx.runId);
   return listing.steps.filter((_, i) => listing.meta[i]?.density_sigma !== undefined);
 }
 
@@ -66,51 +48,10 @@ function hasDensity(ctx) {
   return Boolean(ctx.run?.config?.probes?.hessian?.density) && ctx.store.has("hessian.lambda_max");
 }
 
-const BASE_LAYOUT = {
-  autosize: true,
-  height: 300,
-  margin: { l: 60, r: 12, t: 28, b: 40 },
-  paper_bgcolor: "rgba(0,0,0,0)",
-  plot_bgcolor: "rgba(0,0,0,0)",
-};
-const PLOT_CONFIG = { responsive: true, displaylogo: false };
+const HEIGHT = 300;
 
-// Re-runs `draw` at most once at a time; a request during a run queues exactly one more.
-function refresher(ctx, draw) {
-  return () => {
-    if (ctx.state.busy) {
-      ctx.state.again = true;
-      return;
-    }
-    ctx.state.busy = true;
-    draw(ctx)
-      .catch((error) => {
-        ctx.errorBox.textContent = `This panel failed: ${error.message}`;
-        ctx.errorBox.hidden = false;
-      })
-      .finally(() => {
-        ctx.state.busy = false;
-        if (ctx.state.again) {
-          ctx.state.again = false;
-          ctx.state.refresh();
-        }
-      });
-  };
-}
-
-async function drawDensity(ctx) {
-  const steps = densitySteps(await spectraSteps(ctx.runId));
-  const select = ctx.state.select;
-  const following = !select.value || select.value === "latest";
-  const previous = select.value;
-  select.replaceChildren(
-    h("option", { value: "latest" }, "latest"),
-    ...steps.map((s) => h("option", { value: String(s) }, `step ${s}`)),
-  );
-  select.value = following ? "latest" : previous;
-  if (!steps.length) return;
-  const step = following ? steps[steps.length - 1] : Number(previous);
-  const result = await spectrumAt(ctx.runId, step);
+async function drawDensity(ctx, step) {
+  const result = await spectrumAt(ctx, step);
   const { density_grid: grid, density, eigenvalues } = result.arrays;
   const logY = Boolean(ctx.local.logY);
   const floor = Math.max(...density) * 1e-8; // log axis: Gaussian tails below this are not drawn
@@ -142,43 +83,31 @@ async function drawDensity(ctx) {
   plotly().react(
     ctx.el,
     traces,
-    {
-      ...BASE_LAYOUT,
+    plotLayout({
+      height: HEIGHT,
       xaxis: { title: { text: "eigenvalue" }, zeroline: false },
       yaxis: { title: { text: "density" }, type: logY ? "log" : "linear" },
       yaxis2: { overlaying: "y", visible: false, range: [-1, 1] },
       showlegend: true,
       legend: { orientation: "h", x: 0, y: 1, yanchor: "bottom" },
       shapes,
-    },
+    }),
     PLOT_CONFIG,
   );
 }
 
-registerPanel({
-  id: "hessian-density",
-  title: "Hessian spectral density",
-  series: ["hessian.lambda_max"],
-  order: 62,
-  controls: [{ key: "logY", label: "log y", value: true }],
-  when: hasDensity,
-  render(ctx) {
-    if (!ctx.state.select) {
-      ctx.state.select = h("select", {
-        name: "hessian-density-step",
-        "aria-label": "step",
-        onchange: () => ctx.state.refresh(),
-      });
-      ctx.card.querySelector(".panel-controls")?.prepend(ctx.state.select);
-      ctx.state.refresh = refresher(ctx, drawDensity);
-    }
-    ctx.state.refresh();
-  },
-  update(ctx) {
-    ctx.state.refresh();
-  },
-  onEvents() {},
-});
+registerPanel(
+  arrayPanel({
+    id: "hessian-density",
+    title: "Hessian spectral density",
+    series: ["hessian.lambda_max"],
+    order: 62,
+    controls: [{ key: "logY", label: "log y", value: true }],
+    when: hasDensity,
+    steps: densitySteps,
+    draw: drawDensity,
+  }),
+);
 
 // --- heatmap of log10 density over steps, on one common eigenvalue grid --------------------
 
@@ -206,9 +135,9 @@ function interpolate(xs, ys, x) {
 }
 
 async function drawHeatmap(ctx) {
-  const steps = evenlySpaced(densitySteps(await spectraSteps(ctx.runId)), HEATMAP_MAX_STEPS);
+  const steps = evenlySpaced(await densitySteps(ctx), HEATMAP_MAX_STEPS);
   if (!steps.length) return;
-  const results = await Promise.all(steps.map((s) => spectrumAt(ctx.runId, s)));
+  const results = await Promise.all(steps.map((s) => spectrumAt(ctx, s)));
   const grids = results.map((r) => r.arrays.density_grid);
   const lo = Math.min(...grids.map((g) => g[0]));
   const hi = Math.max(...grids.map((g) => g[g.length - 1]));
@@ -233,27 +162,22 @@ async function drawHeatmap(ctx) {
         hovertemplate: "step %{x}<br>λ %{y:.4g}<br>log₁₀ φ %{z:.2f}<extra></extra>",
       },
     ],
-    {
-      ...BASE_LAYOUT,
+    plotLayout({
+      height: HEIGHT,
       xaxis: { title: { text: "step" } },
       yaxis: { title: { text: "eigenvalue" } },
-    },
+    }),
     PLOT_CONFIG,
   );
 }
 
-registerPanel({
-  id: "hessian-density-heatmap",
-  title: "Hessian log density over steps",
-  series: ["hessian.lambda_max"],
-  order: 63,
-  when: hasDensity,
-  render(ctx) {
-    ctx.state.refresh ??= refresher(ctx, drawHeatmap);
-    ctx.state.refresh();
-  },
-  update(ctx) {
-    ctx.state.refresh();
-  },
-  onEvents() {},
-});
+registerPanel(
+  fetchedPanel({
+    id: "hessian-density-heatmap",
+    title: "Hessian log density over steps",
+    series: ["hessian.lambda_max"],
+    order: 63,
+    when: hasDensity,
+    draw: drawHeatmap,
+  }),
+);

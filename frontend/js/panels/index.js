@@ -5,3 +5,5 @@ import "./scalars.js";
 import "./hessian.js";
 import "./opposing.js";
 import "./collapse.js";
+import "./grokking.js";
+import "./landscape.js";

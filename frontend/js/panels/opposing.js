@@ -5,14 +5,13 @@
 // opposing.* scalars (one point per probe step), so each new probe step refreshes the step list
 // and, when "follow" is on, moves to it; new loss.spike events redraw the markers.
 
-import { plotly, SERIES_COLORS } from "../charts.js";
+import { fmt, PLOT_CONFIG, plotLayout, plotly, SERIES_COLORS, theme } from "../charts.js";
 import { FINISHED, h } from "../dom.js";
 import { registerPanel } from "../panels.js";
 
 const MAX_THUMBS = 48; // per group
 const MAX_PAIRS = 3; // drawn side by side; a note points to the API for the rest
 const SPAN = 20; // probe steps each side in the mean loss curves
-const PLOT_CONFIG = { responsive: true, displaylogo: false };
 
 const enabled = (ctx) => Boolean(ctx.run?.config?.probes?.opposing);
 
@@ -24,26 +23,15 @@ function select(step, { follow = false } = {}) {
   for (const listener of selection.listeners) listener();
 }
 
-function colors() {
-  const css = getComputedStyle(document.documentElement);
-  const read = (name, fallback) => css.getPropertyValue(name).trim() || fallback;
-  return { fg: read("--fg", "#1f2937"), grid: read("--grid", "#e5e7eb"), danger: read("--danger", "#dc2626"), muted: read("--muted", "#6b7280") };
-}
-
 function baseLayout(yTitle, logY) {
-  const c = colors();
-  return {
-    autosize: true,
-    height: 280,
-    margin: { l: 60, r: 12, t: 28, b: 40 },
-    paper_bgcolor: "rgba(0,0,0,0)",
-    plot_bgcolor: "rgba(0,0,0,0)",
+  const c = theme();
+  return plotLayout({
     font: { size: 12, color: c.fg },
     xaxis: { title: { text: "step" }, gridcolor: c.grid, zeroline: false },
     yaxis: { title: { text: yTitle }, type: logY ? "log" : "linear", gridcolor: c.grid, zeroline: false, exponentformat: "power" },
     legend: { orientation: "h", x: 0, y: 1, yanchor: "bottom", font: { size: 11 } },
     hovermode: "closest",
-  };
+  });
 }
 
 const stepLine = (step, color) => ({ type: "line", xref: "x", yref: "paper", x0: step, x1: step, y0: 0, y1: 1, line: { color, width: 1, dash: "dot" } });
@@ -58,7 +46,7 @@ function spikeEvents(ctx) {
 function renderSpikes(ctx) {
   const loss = ctx.store.get("train.loss");
   const spikes = spikeEvents(ctx);
-  const c = colors();
+  const c = theme();
   const traces = [
     { type: "scatter", mode: "lines", name: "train loss", x: loss.steps.slice(), y: loss.values.slice(), line: { color: SERIES_COLORS[0], width: 1.6 }, hovertemplate: "%{y:.4g}<extra>train loss</extra>" },
     {
@@ -84,7 +72,7 @@ function renderSpikes(ctx) {
       const steps = spike?.groups?.probe_steps ?? [];
       if (steps.length) select(steps[steps.length - 1]);
     });
-    selection.listeners.add(() => plotly().relayout(ctx.el, { shapes: selection.step === null ? [] : [stepLine(selection.step, colors().muted)] }));
+    selection.listeners.add(() => plotly().relayout(ctx.el, { shapes: selection.step === null ? [] : [stepLine(selection.step, theme().muted)] }));
   }
 }
 
@@ -119,7 +107,6 @@ function thumbnail(member, shape) {
   return canvas;
 }
 
-const fmt = (v, digits = 3) => (v === null || v === undefined ? "–" : Number(v).toPrecision(digits));
 const memberTitle = (m) => `example ${m.index}, label ${m.label}${m.planted ? " (planted)" : ""}: loss ${fmt(m.loss_before)} → ${fmt(m.loss_after)}`;
 
 function histogram(group) {
@@ -190,10 +177,10 @@ function drawCurves(ctx, data, pairs, example) {
     }
   });
   if (example) {
-    traces.push({ type: "scatter", mode: "lines", name: `example ${example.index}`, x: example.steps, y: example.values, line: { color: colors().muted, width: 1 } });
+    traces.push({ type: "scatter", mode: "lines", name: `example ${example.index}`, x: example.steps, y: example.values, line: { color: theme().muted, width: 1 } });
   }
   const layout = baseLayout("mean loss of the group", Boolean(ctx.local.logY));
-  layout.shapes = [stepLine(data.step, colors().muted)];
+  layout.shapes = [stepLine(data.step, theme().muted)];
   layout.title = { text: `groups' mean loss around step ${data.step}`, font: { size: 12 } };
   plotly().react(ctx.state.curvesEl, traces, layout, PLOT_CONFIG);
 }
