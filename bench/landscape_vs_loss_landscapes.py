@@ -226,10 +226,10 @@ def op_seconds(fn: Callable[[], object], points: int, top: int = 4) -> str:
     return ", ".join(f"{name} {1e3 * t / points:.2f}" for t, name in rows[:top])
 
 
-def train_digits_cnn(train_x: Tensor, train_y: Tensor) -> nn.Module:
-    """DigitsCNN(8) after 60 full-batch Adam steps, so the surface has a basin."""
+def train_digits_cnn(train_x: Tensor, train_y: Tensor, channels: int) -> nn.Module:
+    """DigitsCNN(channels) after 60 full-batch Adam steps, so the surface has a basin."""
     torch.manual_seed(0)
-    model = DigitsCNN(8)
+    model = DigitsCNN(channels)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(60):
         opt.zero_grad()
@@ -245,12 +245,15 @@ def main() -> None:
     parser.add_argument("--resnet-points", type=int, default=2, help="grid side timed on ResNet")
     parser.add_argument("--resnet-batch", type=int, default=64)
     parser.add_argument("--profile", action="store_true", help="per-op cost per grid point")
+    parser.add_argument(
+        "--channels", type=int, default=8, help="digits CNN width (the preset's CNN has 16)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, loss-landscapes 3.0.6, threads={torch.get_num_threads()}")
 
     train_x, train_y, x, y = digits()
-    model = train_digits_cnn(train_x, train_y)
+    model = train_digits_cnn(train_x, train_y, args.channels)
     n_params = sum(p.numel() for p in model.parameters())
     rate = matmul_rate()
     flops = forward_flops(model, x) * STEPS**2
@@ -291,7 +294,10 @@ def main() -> None:
     step = train_step_seconds(model, train_x, train_y, repeats=20)
 
     print("\n## Digits CNN, 31x31 filter-normalized plane, 512 eval images\n")
-    print(f"- model: DigitsCNN(channels=8), {n_params} parameters, eval mode; 512 digits")
+    print(
+        f"- model: DigitsCNN(channels={args.channels}), {n_params} parameters, eval mode; "
+        "512 digits"
+    )
     print(f"- matmul rate (1024^2 SGEMM, best of 20): {rate / 1e9:.1f} GFLOP/s")
     print(
         f"- grid FLOPs (conv + matmul, 961 points): {flops / 1e9:.1f} GFLOP "
