@@ -92,15 +92,16 @@ def evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
             module.train(training)
 
 
-def _to(obj: Any, device: torch.device, dtype: torch.dtype) -> Any:
+def to_device(obj: Any, device: torch.device, dtype: torch.dtype) -> Any:
+    """``obj`` (a tensor, or a tuple/list of them) on ``device``, floating tensors as ``dtype``."""
     if isinstance(obj, Tensor):
         return obj.to(device, dtype) if obj.is_floating_point() else obj.to(device)
     if isinstance(obj, tuple | list):
-        return type(obj)(_to(o, device, dtype) for o in obj)
+        return type(obj)(to_device(o, device, dtype) for o in obj)
     return obj
 
 
-def _batch_size(targets: Any) -> int:
+def batch_size_of(targets: Any) -> int:
     return int(targets.shape[0]) if isinstance(targets, Tensor) else len(targets)
 
 
@@ -163,7 +164,11 @@ class HessianOperator:
         self._primal = {n: named[n].detach() for n in names}
         self._frozen = {n: p.detach() for n, p in named.items() if n not in self._primal}
         self._batches = [
-            (_to(x, self.device, self.dtype), _to(y, self.device, self.dtype), _batch_size(y))
+            (
+                to_device(x, self.device, self.dtype),
+                to_device(y, self.device, self.dtype),
+                batch_size_of(y),
+            )
             for x, y in data
         ]
         if not self._batches:

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, vmap
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from worker.probes.linalg import evaluation_mode
+from worker.probes.linalg import batch_size_of, evaluation_mode, to_device
 
 __all__ = ["BNStats", "PointEvaluator", "channels_last_pooling", "evaluate_grid", "load_batches"]
 
@@ -41,17 +41,9 @@ BNStats = Literal["running", "recompute"]
 DEVICE_MEMORY_BUDGET = 2**30
 
 
-def _to(obj: Any, device: torch.device, dtype: torch.dtype) -> Any:
-    if isinstance(obj, Tensor):
-        return obj.to(device, dtype) if obj.is_floating_point() else obj.to(device)
-    if isinstance(obj, tuple | list):
-        return type(obj)(_to(o, device, dtype) for o in obj)
-    return obj
-
-
 def load_batches(data: Iterable[tuple[Any, Any]], device: torch.device, dtype: torch.dtype) -> list:
     """Read ``(inputs, targets)`` batches once onto ``device``, floating tensors as ``dtype``."""
-    out = [(_to(x, device, dtype), _to(y, device, dtype)) for x, y in data]
+    out = [(to_device(x, device, dtype), to_device(y, device, dtype)) for x, y in data]
     if not out:
         raise ValueError("data holds no batch")
     return out
@@ -59,10 +51,6 @@ def load_batches(data: Iterable[tuple[Any, Any]], device: torch.device, dtype: t
 
 def _args(inputs: Any) -> tuple:
     return tuple(inputs) if isinstance(inputs, tuple | list) else (inputs,)
-
-
-def _size(targets: Any) -> int:
-    return int(targets.shape[0]) if isinstance(targets, Tensor) else len(targets)
 
 
 def _is_classification(outputs: Any, targets: Any) -> bool:
@@ -129,7 +117,7 @@ class PointEvaluator:
     ) -> None:
         self.model, self.loss_fn, self.batches = model, loss_fn, batches
         self.directions, self.bn_stats, self.bn_batches = directions, bn_stats, bn_batches
-        self.n_examples = sum(_size(y) for _, y in batches)
+        self.n_examples = sum(batch_size_of(y) for _, y in batches)
         moving = {n for d in directions for n, t in d.items() if bool(t.any())}
         own = dict(model.named_parameters())
         self.moving = {n: t for n, t in base.items() if n in moving}
@@ -156,7 +144,7 @@ class PointEvaluator:
                 if isinstance(t, Tensor):
                     sizes.append(t.numel() * t.element_size())
 
-        x, y = max(self.batches, key=lambda b: _size(b[1]))
+        x, y = max(self.batches, key=lambda b: batch_size_of(b[1]))
         handles = [m.register_forward_hook(hook) for m in self.model.modules()]
         try:
             with torch.no_grad(), evaluation_mode(self.model):
@@ -236,7 +224,7 @@ class PointEvaluator:
         run = self._point if count == 1 else vmap(self._point, in_dims=(0, 0, None, None, None))
         for x, y in self.batches:
             batch_loss, batch_correct = run(moving, bn, {}, x, y)
-            loss += batch_loss.double() * (_size(y) / self.n_examples)
+            loss += batch_loss.double() * (batch_size_of(y) / self.n_examples)
             correct += batch_correct.double()
             self.n_forward += 1
             self.n_point_forwards += count
