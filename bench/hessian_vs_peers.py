@@ -15,11 +15,11 @@ opt_einsum unfoldNd`` (their own requirements would pull another torch build).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import importlib
-import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +27,7 @@ import scipy.sparse.linalg as sla
 import torch
 from torch import Tensor, nn
 
+from bench.models import resnet18, sgd_step_seconds
 from tests.probes.reference import digits, eigvalsh, exact_hessian, mlp, train
 from worker.probes import hessian
 
@@ -72,7 +73,10 @@ def ours(model: nn.Module, data: list, tol: float, max_iter: int | None = None) 
     return res.n_hvp, res.eigenvalues.numpy()
 
 
-def pyhessian_top5(model: nn.Module, data: list, tol: float, max_iter: int) -> tuple:
+@contextlib.contextmanager
+def pyhessian_on(model: nn.Module, data: list) -> Iterator[tuple[object, list[int]]]:
+    """PyHessian's ``hessian`` on a copy of ``model`` (seeded), with a one-element list that
+    counts its Hessian-vector products while the block runs."""
     count = [0]
     hvp = pyhessian.hessian_vector_product
 
@@ -83,10 +87,14 @@ def pyhessian_top5(model: nn.Module, data: list, tol: float, max_iter: int) -> t
     pyhessian.hessian_vector_product = counted
     try:
         torch.manual_seed(0)
-        h = pyhessian.hessian(copy.deepcopy(model), CE, data=data[0], cuda=False)
-        values, _ = h.eigenvalues(maxIter=max_iter, tol=tol, top_n=5)
+        yield pyhessian.hessian(copy.deepcopy(model), CE, data=data[0], cuda=False), count
     finally:
         pyhessian.hessian_vector_product = hvp
+
+
+def pyhessian_top5(model: nn.Module, data: list, tol: float, max_iter: int) -> tuple:
+    with pyhessian_on(model, data) as (h, count):
+        values, _ = h.eigenvalues(maxIter=max_iter, tol=tol, top_n=5)
     return count[0], np.array(values)
 
 
@@ -205,19 +213,8 @@ def accuracy_section(repeats: int) -> None:
 
 
 def trace_section(model: nn.Module, data: list, exact: float) -> None:
-    count = [0]
-    hvp = pyhessian.hessian_vector_product
-
-    def counted(*args):
-        count[0] += 1
-        return hvp(*args)
-
-    pyhessian.hessian_vector_product = counted
-    try:
-        torch.manual_seed(0)
-        samples = pyhessian.hessian(copy.deepcopy(model), CE, data=data[0], cuda=False).trace()
-    finally:
-        pyhessian.hessian_vector_product = hvp
+    with pyhessian_on(model, data) as (h, count):
+        samples = h.trace()
     est_p = float(np.mean(samples))
     rows = [
         [
@@ -243,37 +240,6 @@ def trace_section(model: nn.Module, data: list, exact: float) -> None:
     table(rows, ["run", "HVPs", "estimate", "standard error", "rel. error"])
 
 
-class Block(nn.Module):
-    """ResNet basic block (He et al. 2016)."""
-
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
-            )
-
-    def forward(self, x: Tensor) -> Tensor:
-        y = torch.relu(self.bn1(self.conv1(x)))
-        return torch.relu(self.bn2(self.conv2(y)) + self.shortcut(x))
-
-
-def resnet18(classes: int = 10) -> nn.Module:
-    """ResNet-18 for 32x32 RGB inputs (11.2 M parameters)."""
-    layers: list[nn.Module] = [nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU()]
-    cin = 64
-    for cout, stride in [(64, 1), (128, 2), (256, 2), (512, 2)]:
-        layers += [Block(cin, cout, stride), Block(cout, cout, 1)]
-        cin = cout
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, classes)]
-    return nn.Sequential(*layers)
-
-
 def digits_cnn() -> nn.Module:
     """Digits CNN: two 3x3 conv layers (16, 32 channels), average pooling, linear head."""
     torch.manual_seed(0)
@@ -288,23 +254,8 @@ def digits_cnn() -> nn.Module:
     )
 
 
-def step_seconds(model: nn.Module, data: list, repeats: int) -> float:
-    """Median wall time of one SGD training step (forward, backward, update) on ``data``."""
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
-    model.train()
-    times = []
-    for _ in range(repeats + 1):
-        start = time.perf_counter()
-        opt.zero_grad()
-        CE(model(data[0][0]), data[0][1]).backward()
-        opt.step()
-        times.append(time.perf_counter() - start)
-    opt.zero_grad(set_to_none=True)
-    return statistics.median(times[1:])
-
-
 def cost_section(name: str, model: nn.Module, data: list, probes: dict, repeats: int) -> None:
-    step = step_seconds(model, data, repeats)
+    step = sgd_step_seconds(model, data[0][0], data[0][1], repeats)
     n = sum(p.numel() for p in model.parameters())
     print(f"### {name}: {n:,} parameters, batch {len(data[0][1])}, one step {step:.3f} s\n")
     rows = []

@@ -31,7 +31,7 @@ from torch.func import functional_call
 from torch.nn import functional as F
 
 from worker.probes.stacked import channels_last_pooling
-from worker.training.tasks import DigitsCNN
+from worker.training.models import DigitsCNN
 
 REPEATS = 5
 SIDE = 16

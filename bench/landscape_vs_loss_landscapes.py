@@ -40,7 +40,9 @@ from sklearn.datasets import load_digits
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from bench.models import resnet18, sgd_step_seconds
 from worker.probes.landscape import surface
+from worker.training.models import DigitsCNN
 
 CE = nn.functional.cross_entropy
 STEPS = 31
@@ -49,63 +51,6 @@ OURS_PKG = "ours, the package's directions"
 OURS_OWN = "ours, own filter-normalized directions"
 OURS_VMAP = "ours, own directions, vmap over 8 points per pass"
 VMAP_POINTS = 8
-
-
-class DigitsCNN(nn.Module):
-    """The registry's digits CNN (``worker/training/tasks.py``), here with 8 channels."""
-
-    def __init__(self, channels: int = 8) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(1, channels, 3, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(channels, channels, 3, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-        )
-        self.head = nn.Linear(channels * 16, 10)
-
-    def forward(self, images: Tensor) -> Tensor:
-        return self.head(self.features(images).flatten(1))
-
-
-class Block(nn.Module):
-    """ResNet basic block (He et al. 2016): two 3x3 conv-BN, identity or 1x1 projection."""
-
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.skip = nn.Sequential()
-        if stride != 1 or cin != cout:
-            self.skip = nn.Sequential(
-                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
-            )
-
-    def forward(self, x: Tensor) -> Tensor:
-        out = torch.relu(self.bn1(self.conv1(x)))
-        return torch.relu(self.bn2(self.conv2(out)) + self.skip(x))
-
-
-class ResNet18(nn.Module):
-    """ResNet-18 for 32x32 inputs (CIFAR stem: one 3x3 conv, no max-pool), 11.2 M parameters."""
-
-    def __init__(self, classes: int = 10) -> None:
-        super().__init__()
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU()
-        )
-        layers, cin = [], 64
-        for cout, stride in [(64, 1), (128, 2), (256, 2), (512, 2)]:
-            layers += [Block(cin, cout, stride), Block(cout, cout, 1)]
-            cin = cout
-        self.layers = nn.Sequential(*layers)
-        self.head = nn.Linear(512, classes)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.layers(self.stem(x)).mean((2, 3)))
 
 
 class Timer:
@@ -178,23 +123,6 @@ def pointwise(model: nn.Module, x: Tensor, y: Tensor, dirs: list, coords: np.nda
                     p.copy_(base[n] + float(a) * dirs[0][n] + float(b) * dirs[1][n])
                 out[i, j] = float(CE(point(x), y))
     return out
-
-
-def train_step_seconds(model: nn.Module, x: Tensor, y: Tensor, repeats: int) -> float:
-    """Median wall time of one SGD step (forward, backward, update) on ``(x, y)``."""
-    work = copy.deepcopy(model).train()
-    opt = torch.optim.SGD(work.parameters(), lr=0.01, momentum=0.9)
-
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        CE(work(x), y).backward()
-        opt.step()
-
-    step()
-    timer = Timer()
-    for _ in range(repeats):
-        timer(step)
-    return timer.median[0]
 
 
 def digits() -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -291,7 +219,7 @@ def main() -> None:
     vmap32 = surface(model, CE, [(x, y)], dirs, both, points_per_pass=VMAP_POINTS).loss
     theirs = np.asarray(results[THEIRS], dtype=np.float64)
     actual = np.array([[ref[i, j + 1 - i % 2] for j in range(STEPS)] for i in range(STEPS)])
-    step = train_step_seconds(model, train_x, train_y, repeats=20)
+    step = sgd_step_seconds(model, train_x, train_y, repeats=20)
 
     print("\n## Digits CNN, 31x31 filter-normalized plane, 512 eval images\n")
     print(
@@ -348,10 +276,10 @@ def main() -> None:
             print(f"- {per_pass} point(s) per pass: {timing}")
 
     torch.manual_seed(0)
-    resnet = ResNet18().eval()
+    resnet = resnet18().eval()
     batch, side = args.resnet_batch, args.resnet_points
     rx, ry = torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
-    res_step = train_step_seconds(resnet, rx, ry, repeats=3)
+    res_step = sgd_step_seconds(resnet, rx, ry, repeats=3)
     res_timer = Timer()
     res = res_timer(lambda: surface(resnet, CE, [(rx, ry)], coords=np.linspace(-1, 1, side)))
     per_point = res_timer.wall[0] / side**2

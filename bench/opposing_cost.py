@@ -31,7 +31,7 @@ from worker.probes.opposing import (
     losses_to_bytes,
     per_example_losses,
 )
-from worker.training.tasks import DigitsCNN, mlp
+from worker.training.models import DigitsCNN, mlp
 
 CE_NONE = nn.CrossEntropyLoss(reduction="none")
 

@@ -32,8 +32,8 @@ from worker.probes.opposing import (
     find_groups,
     gradient_alignment,
 )
+from worker.training.models import mlp
 from worker.training.opposing_data import make_opposing_signals
-from worker.training.tasks import mlp
 
 CE, CE_NONE = nn.CrossEntropyLoss(), nn.CrossEntropyLoss(reduction="none")
 STEPS, LR, BATCH, EVERY, K = 300, 0.5, 256, 5, 32

@@ -25,8 +25,8 @@ from worker.probes.opposing import (
     oscillation,
     per_example_losses,
 )
+from worker.training.models import mlp as mlp_task
 from worker.training.opposing_data import OpposingSignals, make_opposing_signals
-from worker.training.tasks import mlp as mlp_task
 
 CE_NONE = nn.CrossEntropyLoss(reduction="none")
 

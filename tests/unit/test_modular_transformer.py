@@ -10,7 +10,8 @@ from torch import nn
 from server.schemas import ModularTask, RunConfig
 from tests.recording import Recorder
 from worker.training.loop import train
-from worker.training.tasks import ModularTransformer, build_task
+from worker.training.models import ModularTransformer
+from worker.training.tasks import build_task
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
