@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+
+from worker.training.loop import StepContext
+
 
 class Recorder:
     """Points, events and array results by key; the last write of a key wins (upserts)."""
@@ -25,3 +29,25 @@ class Recorder:
 
     def stop_reason(self, step: int) -> str | None:
         return None
+
+
+class Snapshot:
+    """A loop hook that copies θ_s, the train-mode flag and the ``.grad`` tensors at every
+    ``every``-th step: placed after a probe's hook, it shows what the probe left behind."""
+
+    name = "snapshot"
+
+    def __init__(self, every: int = 1) -> None:
+        self.every = every
+        self.taken: dict[int, tuple] = {}
+
+    def __call__(self, ctx: StepContext) -> None:
+        if ctx.step % self.every == 0:
+            grads = [None if p.grad is None else p.grad.clone() for p in ctx.model.parameters()]
+            self.taken[ctx.step] = (copy.deepcopy(ctx.model), ctx.model.training, grads, ctx)
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
 import torch
@@ -11,34 +9,14 @@ from pydantic import ValidationError
 from torch import nn
 
 from server.schemas import DigitsTask, RunConfig
-from tests.recording import Recorder
+from tests.recording import Recorder, Snapshot
 from worker.probe_hooks import build_hooks
 from worker.probe_hooks.collapse import PROBE
 from worker.probes.collapse import collect, terminal_phase_drop
-from worker.training.loop import StepContext, train
+from worker.training.loop import train
 from worker.training.tasks import build_task
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-class Snapshot:
-    """A hook after the probe: a copy of θ_s (and of the train-mode flag, grads) at probe steps."""
-
-    name = "snapshot"
-
-    def __init__(self, every: int) -> None:
-        self.every, self.taken = every, {}
-
-    def __call__(self, ctx: StepContext) -> None:
-        if ctx.step % self.every == 0:
-            grads = [None if p.grad is None else p.grad.clone() for p in ctx.model.parameters()]
-            self.taken[ctx.step] = (copy.deepcopy(ctx.model), ctx.model.training, grads, ctx)
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
 
 
 def config(probe: dict, steps: int = 20) -> RunConfig:

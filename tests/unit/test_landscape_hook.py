@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ from pydantic import ValidationError
 
 from server.presets import PRESETS
 from server.schemas import RunConfig
-from tests.recording import Recorder
+from tests.recording import Recorder, Snapshot
 from worker.probe_hooks import build_hooks
 from worker.probe_hooks.common import fixed_subset
 from worker.probe_hooks.landscape import DIRECTIONS, PROBE, SEED_OFFSET, LandscapeHook
@@ -26,25 +25,6 @@ from worker.training.tasks import Task, build_task
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 EVAL = 96
-
-
-class Snapshot:
-    """A hook copying θ_s, the ``.grad`` tensors and the train flag at every step."""
-
-    name = "snapshot"
-
-    def __init__(self) -> None:
-        self.taken: dict[int, tuple] = {}
-
-    def __call__(self, ctx: StepContext) -> None:
-        grads = [None if p.grad is None else p.grad.clone() for p in ctx.model.parameters()]
-        self.taken[ctx.step] = (copy.deepcopy(ctx.model), ctx.model.training, grads, ctx)
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
 
 
 class Interrupt(Recorder):
