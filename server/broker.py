@@ -8,7 +8,9 @@ worker's run is handed on through the lease on the run row instead (``worker.rea
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 from functools import lru_cache
 
 import redis
@@ -56,6 +58,29 @@ def celery_for(settings: Settings) -> Celery:
 def enqueue_run(settings: Settings, *, run_id: int, queue: str) -> None:
     """Send ``train_run(run_id)``; call only after the run row is committed."""
     celery_for(settings).send_task(TRAIN_TASK, args=[run_id], queue=queue)
+
+
+# kombu's Redis transport: one list per queue and priority step, delivered-but-unacknowledged
+# messages in one hash (``[message, exchange, routing key]`` per delivery tag).
+_PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
+_UNACKED = "unacked"
+
+
+def pending_runs(settings: Settings) -> set[int]:
+    """Ids of the runs whose ``train_run`` message the broker holds: waiting in a queue, or
+    delivered to a worker and not yet acknowledged.  A queued run missing here lost its message
+    (e.g. Redis restarted without persistence) and must be sent again."""
+    client = _redis(settings.redis_url)
+    raw = [m for q in QUEUES for s in _PRIORITY_SUFFIXES for m in client.lrange(q + s, 0, -1)]
+    messages = [json.loads(m) for m in raw]
+    messages += [json.loads(entry)[0] for entry in client.hvals(_UNACKED)]
+    pending = set()
+    for message in messages:
+        if message.get("headers", {}).get("task") != TRAIN_TASK:
+            continue
+        args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+        pending.add(int(args[0]))
+    return pending
 
 
 @lru_cache(maxsize=4)

@@ -32,6 +32,16 @@ class Settings(BaseSettings):
 
     max_steps: int = Field(default=1_000_000, ge=1)
     max_parameters: int = Field(default=50_000_000, ge=1)
+    max_dataset_elements: int = Field(
+        default=50_000_000, ge=1, description="Inputs and labels, train + test; checked at submit."
+    )
+    max_dataset_bytes: int = Field(default=512 * 2**20, ge=1, description="Their memory.")
+    max_probe_bytes: int = Field(
+        default=8 * 2**30, ge=1, description="Model-sized vectors one probe holds at once."
+    )
+    max_attempts: int = Field(
+        default=3, ge=1, description="Claims of one run (lost workers) before it is failed."
+    )
     lease_seconds: float = Field(
         default=60.0, gt=0, description="A running run whose heartbeat is older is handed on."
     )
@@ -78,6 +88,14 @@ class Settings(BaseSettings):
     @property
     def resolved_checkpoint_dir(self) -> Path:
         return (self.checkpoint_dir or self.data_dir / "checkpoints").resolve()
+
+    def checkpoint_path(self, run_id: int) -> Path:
+        """The run's checkpoint file (written by the worker, removed with the run)."""
+        return checkpoint_file(self.resolved_checkpoint_dir, run_id)
+
+
+def checkpoint_file(directory: Path, run_id: int) -> Path:
+    return directory / f"run-{run_id}.pt"
 
 
 @lru_cache

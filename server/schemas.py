@@ -417,6 +417,14 @@ class RunConfig(Strict):
     )
     eval_max_examples: int = Field(default=10_000, ge=1)
     probes: ProbesConfig = Field(default_factory=ProbesConfig)
+    on_divergence: Literal["stop", "continue"] = Field(
+        default="stop",
+        description="a non-finite train loss at a log step: stop (the run fails) or keep going",
+    )
+    keep_checkpoint: bool = Field(
+        default=False,
+        description="keep the last checkpoint of a completed run (else removed when it ends)",
+    )
 
     @field_validator("steps")
     @classmethod

@@ -12,6 +12,7 @@ from celery.signals import worker_ready, worker_shutting_down
 
 from server.broker import TRAIN_TASK, celery_for
 from server.config import get_settings
+from worker.identity import process_identity
 from worker.reaper import start_reaper
 from worker.runner import execute_run
 from worker.sink import SHUTDOWN
@@ -22,12 +23,12 @@ _stop_reaper = threading.Event()
 
 @app.task(name=TRAIN_TASK, bind=True)
 def train_run(self, run_id: int) -> str:  # noqa: ANN001 - Celery's bound task
-    return execute_run(run_id, get_settings(), self.request.hostname)
+    return execute_run(run_id, get_settings(), process_identity(self.request.hostname))
 
 
 @worker_ready.connect
 def _on_ready(sender, **_kwargs) -> None:  # noqa: ANN001 - Celery signal
-    start_reaper(get_settings(), sender.hostname, _stop_reaper)
+    start_reaper(get_settings(), process_identity(sender.hostname), _stop_reaper)
 
 
 @worker_shutting_down.connect

@@ -6,6 +6,7 @@ import logging
 import traceback
 
 from pydantic import ValidationError
+from sqlalchemy import select
 
 from server.broker import enqueue_run, notify
 from server.config import Settings
@@ -41,7 +42,12 @@ def execute_run(run_id: int, settings: Settings, worker: str) -> str:
             worker=worker,
             device=str(device),
             lease_seconds=settings.lease_seconds,
+            max_attempts=settings.max_attempts,
         ):
+            if session.scalar(select(Run.status).where(Run.id == run_id)) == RunStatus.failed:
+                # out of attempts (or failed before): nothing will resume from the checkpoint
+                settings.checkpoint_path(run_id).unlink(missing_ok=True)
+                notify(settings, run_id)
             return "skipped"  # finished, cancelled, or alive on another worker
     notify(settings, run_id)
     log.info("run %s: training on %s", run_id, device)
@@ -57,7 +63,7 @@ def execute_run(run_id: int, settings: Settings, worker: str) -> str:
             hooks=build_hooks(config),
             max_parameters=settings.max_parameters,
         )
-        step = outcome.step
+        step, error = outcome.step, outcome.extra.get("error")
         # An interrupted run (worker shutting down) checkpointed and goes back to the queue.
         status = RunStatus.queued if outcome.status == "interrupted" else RunStatus(outcome.status)
     except Exception:  # the run fails, the worker lives on; the traceback is kept on the run
@@ -77,5 +83,7 @@ def execute_run(run_id: int, settings: Settings, worker: str) -> str:
             run_store.finish_run(
                 session, run_id=run_id, worker=worker, status=status, step=step, error=error
             )
+    if status.finished and not (status == RunStatus.completed and config.keep_checkpoint):
+        checkpoints.delete()
     notify(settings, run_id)
     return status.value

@@ -44,7 +44,7 @@ class DatabaseReporter:
         self._events: list[EventRecord] = []
         self._arrays: list[ArrayRecord] = []
         self._last_flush = time.monotonic()
-        self._step = 0
+        self._step: int | None = None  # until the loop reports, the run keeps its step
         self._cancelled = threading.Event()
         self._closed = threading.Event()
         self._writes: queue.Queue[tuple | None] = queue.Queue()

@@ -72,7 +72,7 @@ def delete_run(run: RunDep, session: SessionDep, settings: SettingsDep) -> Respo
     """Deletes the run and all it recorded; a worker still training it stops at its next beat."""
     run_store.delete_run(session, run_id=run.id)
     session.commit()
-    (settings.resolved_checkpoint_dir / f"run-{run.id}.pt").unlink(missing_ok=True)
+    settings.checkpoint_path(run.id).unlink(missing_ok=True)
     notify(settings, run.id)
     wake_worker(settings, run.id)
     return Response(status_code=204)

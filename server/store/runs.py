@@ -80,22 +80,40 @@ def _lease_cutoff(lease_seconds: float) -> datetime:
     return utcnow() - timedelta(seconds=lease_seconds)
 
 
+def _claimable(lease_seconds: float):  # noqa: ANN202 - a SQL condition
+    return or_(
+        Run.status == RunStatus.queued,
+        (Run.status == RunStatus.running) & (Run.heartbeat_at < _lease_cutoff(lease_seconds)),
+    )
+
+
+def attempts_exhausted(attempts: int) -> str:
+    """The error of a run given up after ``attempts`` claims."""
+    return (
+        f"gave up after {attempts} attempts (OBS_MAX_ATTEMPTS): its worker was lost each time, "
+        "e.g. killed for running out of memory"
+    )
+
+
 def claim_run(
-    session: Session, *, run_id: int, worker: str, device: str, lease_seconds: float
+    session: Session,
+    *,
+    run_id: int,
+    worker: str,
+    device: str,
+    lease_seconds: float,
+    max_attempts: int,
 ) -> bool:
-    """Take the run for this worker if it is queued or its holder's lease ran out."""
+    """Take the run for this worker if it is queued or its holder's lease ran out.
+
+    Each claim counts an attempt; a claimable run that has used ``max_attempts`` already is
+    marked failed instead (a config that gets its worker killed, e.g. for memory, cannot loop).
+    """
     now = utcnow()
+    available = (Run.id == run_id) & Run.cancel_requested.is_(False) & _claimable(lease_seconds)
     result = session.execute(
         update(Run)
-        .where(
-            Run.id == run_id,
-            Run.cancel_requested.is_(False),
-            or_(
-                Run.status == RunStatus.queued,
-                (Run.status == RunStatus.running)
-                & (Run.heartbeat_at < _lease_cutoff(lease_seconds)),
-            ),
-        )
+        .where(available, Run.attempts < max_attempts)
         .values(
             status=RunStatus.running,
             worker=worker,
@@ -105,19 +123,33 @@ def claim_run(
             attempts=Run.attempts + 1,
         )
     )
+    if result.rowcount != 1:
+        session.execute(
+            update(Run)
+            .where(available, Run.attempts >= max_attempts)
+            .values(
+                status=RunStatus.failed,
+                error=attempts_exhausted(max_attempts),
+                finished_at=now,
+                worker=None,
+            )
+        )
     session.commit()
     return result.rowcount == 1
 
 
-def heartbeat(session: Session, *, run_id: int, worker: str, step: int) -> bool:
+def heartbeat(session: Session, *, run_id: int, worker: str, step: int | None) -> bool:
     """Renew the lease and record progress; returns whether a cancel was requested.
 
-    Returns True too when the run was taken over or finished elsewhere: this worker must stop.
+    ``step`` None (the loop has not reported one yet, e.g. a resume still loading its
+    checkpoint) leaves the recorded step as it is.  Returns True too when the run was taken over
+    or finished elsewhere: this worker must stop.
     """
+    progress = {} if step is None else {"step": step}
     result = session.execute(
         update(Run)
         .where(Run.id == run_id, Run.worker == worker, Run.status == RunStatus.running)
-        .values(heartbeat_at=utcnow(), step=step)
+        .values(heartbeat_at=utcnow(), **progress)
         .returning(Run.cancel_requested)
     ).first()
     session.commit()
@@ -152,48 +184,83 @@ def fail_unclaimed(session: Session, *, run_id: int, error: str) -> None:
 
 
 def release_run(session: Session, *, run_id: int, worker: str, step: int) -> None:
-    """Give a run back to the queue (its worker shuts down after checkpointing)."""
+    """Give a run back to the queue (its worker shuts down after checkpointing).
+
+    A graceful hand-back returns its attempt: the cap counts lost workers, not restarts.
+    """
     session.execute(
         update(Run)
         .where(Run.id == run_id, Run.worker == worker, Run.status == RunStatus.running)
-        .values(status=RunStatus.queued, step=step, worker=None)
+        .values(status=RunStatus.queued, step=step, worker=None, attempts=Run.attempts - 1)
     )
     session.commit()
 
 
 def reclaim_orphans(
-    session: Session, *, lease_seconds: float, worker: str, started_at: datetime | None = None
-) -> list:
+    session: Session, *, lease_seconds: float, worker: str, max_attempts: int
+) -> tuple[list[tuple[int, str]], list[int]]:
     """Running runs whose worker stopped beating go back to queued.
 
-    ``worker`` is the caller: its own runs are alive (it trains them), except those that last beat
-    before this process started (``started_at``: a restart under the same name); they are
-    orphans at once, without waiting for the lease.
-
-    Returns ``(run_id, queue)`` of each run put back, to be enqueued again; each orphan is put
-    back by exactly one caller (a conditional UPDATE).  An orphan whose cancel was requested is
-    marked cancelled instead, since no worker will ever read its flag.
+    ``worker`` is the caller, whose own runs are alive (it trains them).  Returns the
+    ``(run_id, queue)`` of each run put back, to be enqueued again, and the ids of the runs that
+    ended instead: each orphan is handled by exactly one caller (a conditional UPDATE).  An orphan
+    whose cancel was requested is marked cancelled, since no worker will ever read its flag, and
+    one that has used its ``max_attempts`` is marked failed.
     """
-    stale = (Run.heartbeat_at < _lease_cutoff(lease_seconds)) & (Run.worker != worker)
-    if started_at is not None:
-        stale = stale | ((Run.worker == worker) & (Run.heartbeat_at < started_at))
-    requeued = []
-    for run_id, queue, cancel in session.execute(
-        select(Run.id, Run.queue, Run.cancel_requested).where(
-            Run.status == RunStatus.running, stale
-        )
+    stale = (
+        (Run.status == RunStatus.running)
+        & (Run.heartbeat_at < _lease_cutoff(lease_seconds))
+        & (Run.worker != worker)
+    )
+    requeued, ended = [], []
+    for run_id, queue, cancel, attempts in session.execute(
+        select(Run.id, Run.queue, Run.cancel_requested, Run.attempts).where(stale)
     ).all():
-        target = (
-            {"status": RunStatus.cancelled, "finished_at": utcnow()}
-            if cancel
-            else {"status": RunStatus.queued, "worker": None}
-        )
-        result = session.execute(
-            update(Run)
-            .where(Run.id == run_id, Run.status == RunStatus.running, stale)
-            .values(**target)
-        )
-        if result.rowcount == 1 and not cancel:
+        if cancel:
+            target = {"status": RunStatus.cancelled, "finished_at": utcnow()}
+        elif attempts >= max_attempts:
+            target = {
+                "status": RunStatus.failed,
+                "finished_at": utcnow(),
+                "error": attempts_exhausted(attempts),
+            }
+        else:
+            target = {"status": RunStatus.queued, "worker": None, "heartbeat_at": utcnow()}
+        result = session.execute(update(Run).where(Run.id == run_id, stale).values(**target))
+        if result.rowcount != 1:
+            continue
+        if target["status"] == RunStatus.queued:
             requeued.append((run_id, queue))
+        else:
+            ended.append(run_id)
     session.commit()
-    return requeued
+    return requeued, ended
+
+
+def stale_queued(session: Session, *, lease_seconds: float) -> list[tuple[int, str]]:
+    """``(run_id, queue)`` of the runs queued (or last put back) longer than a lease ago."""
+    since = func.coalesce(Run.heartbeat_at, Run.created_at)
+    return [
+        (run_id, queue)
+        for run_id, queue in session.execute(
+            select(Run.id, Run.queue).where(
+                Run.status == RunStatus.queued, since < _lease_cutoff(lease_seconds)
+            )
+        ).all()
+    ]
+
+
+def touch_queued(session: Session, *, run_id: int, lease_seconds: float) -> bool:
+    """Mark a stale queued run as sent again now; True for exactly one caller per lease."""
+    since = func.coalesce(Run.heartbeat_at, Run.created_at)
+    result = session.execute(
+        update(Run)
+        .where(
+            Run.id == run_id,
+            Run.status == RunStatus.queued,
+            since < _lease_cutoff(lease_seconds),
+        )
+        .values(heartbeat_at=utcnow())
+    )
+    session.commit()
+    return result.rowcount == 1

@@ -29,6 +29,7 @@ PLANTED = {
     "steps": STEPS,
     "log_every": 10,
     "checkpoint_every": 100,  # the last checkpoint is θ_300, the last probe step
+    "keep_checkpoint": True,  # read below
     "device": "cpu",
     "probes": {"opposing": {"every": 5}},
 }

@@ -23,7 +23,7 @@ UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 def start(db_url: str, run_id: int) -> None:
     with get_sessionmaker(db_url)() as session:
         assert run_store.claim_run(
-            session, run_id=run_id, worker=WORKER, device="cpu", lease_seconds=60
+            session, run_id=run_id, worker=WORKER, device="cpu", lease_seconds=60, max_attempts=3
         )
 
 
@@ -70,5 +70,30 @@ def test_without_redis_the_flag_is_read_at_every_beat(db_url: str, run_id: int) 
         wait_for(lambda: reporter.stop_reason(11) == "cancelled", 5, "the cancel", interval=0.01)
         with get_sessionmaker(db_url)() as session:
             assert session.get(Run, run_id).step == 11  # progress recorded by the beats
+    finally:
+        reporter.close()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_resumed_run_keeps_its_step_until_the_loop_reports(db_url: str, run_id: int) -> None:
+    """The heartbeat before the first report (a resume loading its checkpoint) must not write 0."""
+    settings = Settings(database_url=db_url, broker_url=UNREACHABLE_REDIS, heartbeat_seconds=0.05)
+    with get_sessionmaker(db_url)() as session:
+        session.get(Run, run_id).step = 700  # where the previous worker got to
+        session.commit()
+    start(db_url, run_id)
+    reporter = DatabaseReporter(settings, run_id=run_id, worker=WORKER)
+    try:
+
+        def beat_after(since: float) -> Run | None:
+            with get_sessionmaker(db_url)() as session:
+                run = session.get(Run, run_id)
+                return run if run.heartbeat_at.timestamp() > since else None
+
+        since = time.time()
+        assert wait_for(lambda: beat_after(since), 5, "a beat", interval=0.02).step == 700
+        reporter.stop_reason(500)  # the loop starts at the checkpoint's step
+        since = time.time()
+        assert wait_for(lambda: beat_after(since), 5, "a beat", interval=0.02).step == 500
     finally:
         reporter.close()

@@ -13,10 +13,12 @@ from typing import Any
 
 import torch
 
+from server.config import checkpoint_file
+
 
 class CheckpointStore:
     def __init__(self, directory: Path, run_id: int) -> None:
-        self.path = directory / f"run-{run_id}.pt"
+        self.path = checkpoint_file(directory, run_id)
         self.label = f"run {run_id}"
 
     def save(self, state: dict[str, Any]) -> None:
