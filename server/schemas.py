@@ -177,16 +177,19 @@ class HessianProbe(ProbeEntry):
 
     @model_validator(mode="after")
     def _bounded_cost(self) -> HessianProbe:
-        lanczos = max(300, 20 * self.k)  # the eigenvalue solver's HVP cap (both ends)
-        extra = self.trace_probes * self.trace + self.density_starts * self.density_steps * (
-            self.density
-        )
-        if lanczos + extra > HESSIAN_MAX_HVP:
+        if self.max_hvps > HESSIAN_MAX_HVP:
             raise ValueError(
-                f"one Hessian probe could cost up to {lanczos + extra} Hessian-vector products, "
+                f"one Hessian probe could cost up to {self.max_hvps} Hessian-vector products, "
                 f"above the limit {HESSIAN_MAX_HVP}: lower trace_probes or density_starts/steps"
             )
         return self
+
+    @property
+    def max_hvps(self) -> int:
+        """Upper bound of one probe's Hessian-vector products."""
+        lanczos = max(300, 20 * self.k)  # the eigenvalue solver's HVP cap (both ends)
+        trace = self.trace_probes * self.trace
+        return lanczos + trace + self.density_starts * self.density_steps * self.density
 
 
 OPPOSING_MAX_MONITOR = 65_536
@@ -469,6 +472,26 @@ class RunPublic(BaseModel):
 class RunsPublic(BaseModel):
     data: list[RunPublic]
     count: int
+
+
+class ProbeCostPublic(BaseModel):
+    calls: int = Field(description="probe steps over the run")
+    work: dict[str, int] = Field(description="per call: hvps and/or example_forwards (bounds)")
+    vectors: int = Field(description="model-sized float32 vectors held at once")
+    bytes: int = Field(description="their memory")
+
+
+class RunCostPublic(BaseModel):
+    """What a config will cost (``server.limits``), with the limits it is checked against."""
+
+    parameters: int
+    max_parameters: int
+    dataset_elements: int
+    max_dataset_elements: int
+    dataset_bytes: int
+    max_dataset_bytes: int
+    probes: dict[str, ProbeCostPublic]
+    max_probe_bytes: int
 
 
 class SeriesPoints(BaseModel):

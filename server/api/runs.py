@@ -9,9 +9,10 @@ from fastapi.encoders import jsonable_encoder
 
 from server.api.deps import RunDep, SessionDep, SettingsDep
 from server.broker import enqueue_run, notify, wake_worker
+from server.limits import check_limits
 from server.models import Run, RunStatus
 from server.presets import PRESETS
-from server.schemas import RunConfig, RunCreate, RunPublic, RunsPublic
+from server.schemas import RunConfig, RunCostPublic, RunCreate, RunPublic, RunsPublic
 from server.store import runs as run_store
 
 router = APIRouter(prefix="/runs", tags=["runs"])
@@ -27,6 +28,7 @@ def to_public(run: Run) -> RunPublic:
 
 @router.post("", status_code=201, response_model=RunPublic)
 def create_run(body: RunCreate, session: SessionDep, settings: SettingsDep) -> RunPublic:
+    check_limits(body, settings)
     run = run_store.create_run(session, config=body)
     session.commit()
     try:
@@ -35,6 +37,13 @@ def create_run(body: RunCreate, session: SessionDep, settings: SettingsDep) -> R
         run_store.fail_unclaimed(session, run_id=run.id, error=f"could not queue the run: {error}")
         raise HTTPException(status_code=503, detail=f"broker unreachable: {error}") from error
     return to_public(run)
+
+
+@router.post("/validate", response_model=RunCostPublic)
+def validate_run(body: RunCreate, settings: SettingsDep) -> RunCostPublic:
+    """What the run would cost (parameters, data set, probes) and the limits, or the same 422 as
+    submitting it; nothing is stored."""
+    return check_limits(body, settings)
 
 
 @router.get("", response_model=RunsPublic)
