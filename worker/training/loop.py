@@ -74,7 +74,7 @@ class StepHook(Protocol):
 
 @dataclass
 class Outcome:
-    status: str  # "completed" | "cancelled" | "interrupted"
+    status: str  # "completed" | "cancelled" | "interrupted" | "failed" (diverged; extra["error"])
     step: int
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -249,10 +249,14 @@ def train(
             window[1] = window[1] + (out.detach().argmax(1) == y).sum()
             window[2] += len(y)
         if due:
-            reporter.metrics(
-                step, _log_values(config, task, model, window, train_x, train_y, test_x, test_y, lr)
-            )
+            values = _log_values(config, task, model, window, train_x, train_y, test_x, test_y, lr)
+            reporter.metrics(step, values)
             window = [0.0, 0.0, 0]
+            if config.on_divergence == "stop" and not math.isfinite(values["train.loss"]):
+                reporter.event(step, "run.diverged", {"loss": str(values["train.loss"])})
+                reporter.flush()
+                error = f"diverged at step {step} (loss={values['train.loss']})"
+                return Outcome("failed", step, {"error": error})
         if step >= config.steps:
             break
         optimizer.step()
