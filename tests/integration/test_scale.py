@@ -6,81 +6,16 @@ its checkpoint after the lease runs out, and every logged step is stored exactly
 
 from __future__ import annotations
 
-import random
 import signal
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import redis
-from sqlalchemy import create_engine, text
 
-from tests.conftest import ROOT, Service, child_env, stop_process, wait_for
+from tests.conftest import Service, stop_process, wait_for
+from tests.integration.workers import Worker, logged_steps, run_state, wait_status
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def scale_env(pg_schema_url: str, redis_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
-    from server import migrate
-
-    db = random.randrange(1, 16)
-    broker = f"{redis_url.rsplit('/', 1)[0]}/{db}"
-    client = redis.Redis.from_url(broker)
-    client.flushdb()
-    migrate.upgrade(pg_schema_url)
-    yield {
-        "OBS_DATABASE_URL": pg_schema_url,
-        "OBS_BROKER_URL": broker,
-        "OBS_LEASE_SECONDS": "3",
-        "OBS_CHECKPOINT_DIR": str(tmp_path / "shared-checkpoints"),
-    }
-    client.flushdb()
-
-
-class Worker:
-    def __init__(self, data_dir: Path, env: dict[str, str], name: str) -> None:
-        self.log_path = data_dir / f"worker-{name}.log"
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "worker", "--name", name],
-            env=child_env(data_dir, **env),
-            cwd=ROOT,
-            stdout=self.log_path.open("w"),
-            stderr=subprocess.STDOUT,
-        )
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-5000:]
-
-
-def run_state(api: str, run_id: int) -> dict:
-    return httpx.get(f"{api}/api/runs/{run_id}", timeout=10).json()
-
-
-def wait_status(api: str, run_id: int, statuses: set[str], timeout: float, log: str = "") -> dict:
-    def done() -> dict | None:
-        run = run_state(api, run_id)
-        return run if run["status"] in statuses else None
-
-    return wait_for(done, timeout, f"run {run_id} to reach {statuses}: {log}", interval=0.25)
-
-
-def logged_steps(database_url: str, run_id: int, name: str) -> list[int]:
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(
-                text("SELECT step FROM metrics WHERE run_id = :r AND name = :n ORDER BY step"),
-                {"r": run_id, "n": name},
-            )
-            return [r[0] for r in rows]
-    finally:
-        engine.dispose()
 
 
 def test_run_trains_on_a_separate_worker_into_postgres(scale_env: dict, tmp_path: Path) -> None:
