@@ -59,6 +59,7 @@ export const api = {
     request("GET", `/api/runs${query({ status, tag, offset, limit })}`),
   getRun: (id) => request("GET", `/api/runs/${id}`),
   createRun: (config) => request("POST", "/api/runs", config),
+  validateRun: (config) => request("POST", "/api/runs/validate", config),
   cancelRun: (id) => request("POST", `/api/runs/${id}/cancel`),
   deleteRun: (id) => request("DELETE", `/api/runs/${id}`),
   metrics: (id, { names, sinceStep, maxPoints } = {}) =>

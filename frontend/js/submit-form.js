@@ -3,6 +3,7 @@
 
 import { api, ApiError } from "./api.js";
 import { h } from "./dom.js";
+import { mountRunCost } from "./run-cost.js";
 import { SchemaForm } from "./schema-form.js";
 
 export function mountSubmitForm(container, { schema, presets }) {
@@ -33,9 +34,18 @@ export function mountSubmitForm(container, { schema, presets }) {
   const submitButton = h("button", { type: "submit", class: "primary", id: "submit-run" }, "Submit run");
   const resetButton = h("button", { type: "button", class: "secondary", onclick: () => applyPreset() }, "Reset");
 
+  const cost = mountRunCost(() => {
+    if (!jsonMode) return form.getValue();
+    try {
+      return JSON.parse(jsonText.value);
+    } catch {
+      return undefined;
+    }
+  });
+
   const el = h(
     "form",
-    { id: "submit-form", novalidate: true, onsubmit: (e) => submit(e) },
+    { id: "submit-form", novalidate: true, onsubmit: (e) => submit(e), oninput: () => cost.refresh() },
     h(
       "div",
       { class: "form-toolbar" },
@@ -47,6 +57,7 @@ export function mountSubmitForm(container, { schema, presets }) {
     summary,
     form.el,
     jsonText,
+    cost.el,
     h("div", { class: "form-actions" }, submitButton, resetButton),
   );
   container.replaceChildren(el);
@@ -61,6 +72,7 @@ export function mountSubmitForm(container, { schema, presets }) {
     clearErrors();
     form.setValue(config);
     if (jsonMode) jsonText.value = JSON.stringify(form.getValue(), null, 2);
+    cost.refresh();
   }
 
   function toggleJson() {
