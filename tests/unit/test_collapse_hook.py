@@ -131,7 +131,8 @@ def test_digits_mlp_batch_norm_only_inserts_normalisation() -> None:
 
 def test_diverged_run_reports_nan_instead_of_failing() -> None:
     cfg = config({"every": 5}, steps=10)
-    cfg = cfg.model_copy(update={"optimizer": cfg.optimizer.model_copy(update={"lr": 1e4})})
+    optimizer = cfg.optimizer.model_copy(update={"lr": 1e4})
+    cfg = cfg.model_copy(update={"optimizer": optimizer, "on_divergence": "continue"})
     reporter = Recorder()
     train(cfg, reporter, hooks=build_hooks(cfg))
     assert any(np.isnan(v.get("nc.nc1", 0.0)) for v in reporter.points.values())

@@ -278,7 +278,8 @@ def test_preset_runs_pca_surfaces() -> None:
 @pytest.mark.parametrize("kind", ["random", "pca", "hessian"])
 def test_diverged_run_reports_nan_instead_of_failing(kind: str) -> None:
     cfg = config({"every": 5, "kind": kind, "snapshot_every": 1}, steps=10)
-    cfg = cfg.model_copy(update={"optimizer": cfg.optimizer.model_copy(update={"lr": 1e30})})
+    optimizer = cfg.optimizer.model_copy(update={"lr": 1e30})
+    cfg = cfg.model_copy(update={"optimizer": optimizer, "on_divergence": "continue"})
     reporter = Recorder()
     assert train(cfg, reporter, hooks=build_hooks(cfg)).status == "completed"
     assert np.isnan(reporter.points[10]["landscape.center_loss"])
