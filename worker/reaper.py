@@ -25,32 +25,44 @@ log = logging.getLogger(__name__)
 
 def reap_once(settings: Settings, worker: str) -> list[int]:
     """One pass; returns the ids of the runs sent again."""
-    lease = settings.lease_seconds
+    return _hand_on_orphans(settings, worker) + _resend_lost(settings)
+
+
+def _hand_on_orphans(settings: Settings, worker: str) -> list[int]:
     with get_sessionmaker(settings.resolved_database_url)() as session:
         requeued, ended = run_store.reclaim_orphans(
-            session, lease_seconds=lease, worker=worker, max_attempts=settings.max_attempts
+            session,
+            lease_seconds=settings.lease_seconds,
+            worker=worker,
+            max_attempts=settings.max_attempts,
         )
-        for run_id in ended:
-            settings.checkpoint_path(run_id).unlink(missing_ok=True)
-            notify(settings, run_id)
-        for run_id, _queue in requeued:
-            log.warning("run %s lost its worker; queued again to resume from a checkpoint", run_id)
-        stale = run_store.stale_queued(session, lease_seconds=lease)
-        if stale:
-            pending = pending_runs(settings)
-            lost = [
-                (run_id, queue)
-                for run_id, queue in stale
-                if run_id not in pending
-                and run_store.touch_queued(session, run_id=run_id, lease_seconds=lease)
-            ]
-            for run_id, _queue in lost:
-                log.warning("run %s: its queued message was lost; sent again", run_id)
-            requeued += lost
+    for run_id in ended:
+        settings.checkpoint_path(run_id).unlink(missing_ok=True)
+        notify(settings, run_id)
     for run_id, queue in requeued:
+        log.warning("run %s lost its worker; queued again to resume from a checkpoint", run_id)
         enqueue_run(settings, run_id=run_id, queue=queue)
         notify(settings, run_id)
     return [run_id for run_id, _ in requeued]
+
+
+def _resend_lost(settings: Settings) -> list[int]:
+    """Queued runs older than a lease whose message the broker no longer holds."""
+    lease = settings.lease_seconds
+    with get_sessionmaker(settings.resolved_database_url)() as session:
+        stale = run_store.stale_queued(session, lease_seconds=lease)
+        pending = pending_runs(settings) if stale else set()
+        lost = [
+            (run_id, queue)
+            for run_id, queue in stale
+            if run_id not in pending
+            and run_store.touch_queued(session, run_id=run_id, lease_seconds=lease)
+        ]
+    for run_id, queue in lost:
+        log.warning("run %s: its queued message was lost; sent again", run_id)
+        enqueue_run(settings, run_id=run_id, queue=queue)
+        notify(settings, run_id)
+    return [run_id for run_id, _ in lost]
 
 
 def start_reaper(settings: Settings, worker: str, stop: threading.Event) -> threading.Thread:
