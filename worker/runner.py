@@ -75,15 +75,18 @@ def execute_run(run_id: int, settings: Settings, worker: str) -> str:
         except Exception:  # the original error is the one worth keeping
             log.exception("run %s: flushing after the failure failed too", run_id)
     reporter.close()
+    discard = False  # the checkpoint: kept for a resume, or by request of a completed run
     with sessions() as session:
         if status == RunStatus.queued:
             run_store.release_run(session, run_id=run_id, worker=worker, step=step)
             enqueue_run(settings, run_id=run_id, queue=config.queue)
         else:
-            run_store.finish_run(
+            ended = run_store.finish_run(
                 session, run_id=run_id, worker=worker, status=status, step=step, error=error
             )
-    if status.finished and not (status == RunStatus.completed and config.keep_checkpoint):
+            # A run another worker took over resumes from it; a deleted one never will.
+            discard = ended or session.get(Run, run_id) is None
+    if discard and not (status == RunStatus.completed and config.keep_checkpoint):
         checkpoints.delete()
     notify(settings, run_id)
     return status.value

@@ -164,13 +164,16 @@ def finish_run(
     status: RunStatus,
     step: int,
     error: str | None = None,
-) -> None:
-    session.execute(
+) -> bool:
+    """End the run if this worker still holds it; False when another took it over (or it was
+    deleted)."""
+    result = session.execute(
         update(Run)
         .where(Run.id == run_id, Run.worker == worker, Run.status == RunStatus.running)
         .values(status=status, step=step, error=error, finished_at=utcnow(), heartbeat_at=utcnow())
     )
     session.commit()
+    return result.rowcount == 1
 
 
 def fail_unclaimed(session: Session, *, run_id: int, error: str) -> None:

@@ -3,6 +3,7 @@ checkpoint is removed unless a completed run asked to keep it."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from server.db import get_sessionmaker
 from server.models import Run
 from server.schemas import RunConfig
 from server.store.runs import create_run
+from tests.conftest import wait_for
 from tests.recording import Recorder
 from worker.runner import execute_run
 from worker.training.loop import Outcome, StepContext, train
@@ -100,3 +102,30 @@ def test_a_failed_run_leaves_no_checkpoint(db_url: str, tmp_path: Path) -> None:
     assert not settings.checkpoint_path(run_id).exists()
     with get_sessionmaker(db_url)() as session:
         assert "above the limit" in session.get(Run, run_id).error
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_run_taken_over_by_another_worker_keeps_its_checkpoint(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A worker that lost its lease stops; the new holder resumes from the checkpoint."""
+    settings = Settings(
+        database_url=db_url,
+        broker_url=UNREACHABLE_REDIS,
+        checkpoint_dir=tmp_path / "ckpt",
+        heartbeat_seconds=0.05,
+    )
+    config = RunConfig.model_validate({**BASE, "steps": 1_000_000, "checkpoint_every": 10})
+    with get_sessionmaker(db_url)() as session:
+        run_id = create_run(session, config=config).id
+        session.commit()
+    with ThreadPoolExecutor(1) as pool:
+        outcome = pool.submit(execute_run, run_id, settings, "w1")
+        wait_for(settings.checkpoint_path(run_id).exists, 60, "a checkpoint")
+        with get_sessionmaker(db_url)() as session:
+            session.get(Run, run_id).worker = "w2"  # as w2's claim after w1's lease ran out
+            session.commit()
+        assert outcome.result(timeout=60) == "cancelled"
+    assert settings.checkpoint_path(run_id).exists()
+    with get_sessionmaker(db_url)() as session:
+        assert session.get(Run, run_id).status == "running"  # w2's, untouched
