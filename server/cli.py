@@ -64,7 +64,9 @@ def worker(
     queues: Annotated[
         str | None, typer.Option(help="default: gpu,any with CUDA, else cpu,any")
     ] = None,
-    name: Annotated[str | None, typer.Option(help="Celery node name")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Celery node name (the identity adds pid and a random id)")
+    ] = None,
 ) -> None:
     """Run one Celery worker process (one per GPU): solo pool, late acks, prefetch 1."""
     import logging
