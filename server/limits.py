@@ -21,9 +21,14 @@ from fastapi.exceptions import RequestValidationError
 
 from server.config import Settings
 from server.schemas import (
+    CollapseProbe,
     DigitsTask,
     GaussianMixtureTask,
+    GrokkingProbe,
+    HessianProbe,
+    LandscapeProbe,
     ModularTask,
+    OpposingProbe,
     OpposingSignalsTask,
     ProbeCostPublic,
     RunConfig,
@@ -100,40 +105,55 @@ def _lanczos_vectors(n_wanted: int) -> int:
     return max(2 * n_wanted + 1, 20) + 1
 
 
+def _hessian_cost(entry: HessianProbe) -> tuple[dict[str, int], int]:
+    """Both ends: 2k pairs; the density's and Hutch++'s vectors are kept too."""
+    density, trace = entry.density_steps * entry.density, entry.trace_probes * entry.trace
+    return {"hvps": entry.max_hvps}, max(_lanczos_vectors(2 * entry.k), density, trace)
+
+
+def _landscape_cost(entry: LandscapeProbe) -> tuple[dict[str, int], int]:
+    """Directions, θ_s, θ₀ or (at least three) trajectory snapshots, a Hessian basis."""
+    vectors = entry.dims + 2 + 3 * (entry.kind == "pca")
+    vectors += _lanczos_vectors(2) * (entry.kind == "hessian")
+    return {"example_forwards": entry.example_forwards}, vectors
+
+
+def _grokking_cost(entry: GrokkingProbe) -> tuple[dict[str, int], int]:
+    """θ₀; the NTK holds one projection's per-example gradients."""
+    return {"example_forwards": 2 * entry.eval_examples}, 1 + entry.ntk_examples * entry.ntk
+
+
+def _collapse_cost(entry: CollapseProbe) -> tuple[dict[str, int], int]:
+    return {"example_forwards": 2 * entry.max_examples}, 0  # features, not weights
+
+
+def _opposing_cost(entry: OpposingProbe) -> tuple[dict[str, int], int]:
+    return {"example_forwards": entry.monitor_size}, 0  # per-example losses
+
+
+# Per ProbesConfig field: (work per call, model-sized vectors held at once).
+PROBE_COSTS: dict[str, Callable[[Any], tuple[dict[str, int], int]]] = {
+    "hessian": _hessian_cost,
+    "landscape": _landscape_cost,
+    "grokking": _grokking_cost,
+    "collapse": _collapse_cost,
+    "opposing": _opposing_cost,
+}
+
+
 def probe_costs(config: RunConfig, parameters: int) -> dict[str, ProbeCostPublic]:
     """Per enabled probe: calls over the run, work per call, and the vectors it holds."""
-    probes, costs = config.probes, {}
-    for name in type(probes).model_fields:
-        entry = getattr(probes, name)
-        if entry is None:
-            continue
-        work: dict[str, int] = {}
-        if name == "hessian":  # both ends: 2k pairs; density and Hutch++ keep their vectors
-            work["hvps"] = entry.max_hvps
-            vectors = max(
-                _lanczos_vectors(2 * entry.k),
-                entry.density_steps * entry.density,
-                entry.trace_probes * entry.trace,
+    costs = {}
+    for name in type(config.probes).model_fields:
+        entry = getattr(config.probes, name)
+        if entry is not None:
+            work, vectors = PROBE_COSTS[name](entry)
+            costs[name] = ProbeCostPublic(
+                calls=config.steps // entry.every + 1,
+                work=work,
+                vectors=vectors,
+                bytes=vectors * parameters * FLOAT32,
             )
-        elif name == "landscape":  # directions, θ_s, θ₀ or trajectory snapshots, Hessian basis
-            work["example_forwards"] = entry.example_forwards
-            vectors = entry.dims + 2 + 3 * (entry.kind == "pca")
-            vectors += _lanczos_vectors(2) * (entry.kind == "hessian")
-        elif name == "grokking":  # θ₀; the NTK holds one projection's per-example gradients
-            work["example_forwards"] = 2 * entry.eval_examples
-            vectors = 1 + entry.ntk_examples * entry.ntk
-        elif name == "collapse":
-            work["example_forwards"] = 2 * entry.max_examples
-            vectors = 0
-        else:  # opposing: per-example losses of the monitor set
-            work["example_forwards"] = entry.monitor_size
-            vectors = 0
-        costs[name] = ProbeCostPublic(
-            calls=config.steps // entry.every + 1,
-            work=work,
-            vectors=vectors,
-            bytes=vectors * parameters * FLOAT32,
-        )
     return costs
 
 

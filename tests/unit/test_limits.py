@@ -6,8 +6,8 @@ from typing import Literal, get_args, get_origin
 
 import pytest
 
-from server.limits import count_parameters, dataset_size
-from server.schemas import RunConfig, TaskConfig
+from server.limits import PROBE_COSTS, count_parameters, dataset_size
+from server.schemas import ProbesConfig, RunConfig, TaskConfig
 from worker.training.tasks import build_task
 
 TASKS = [
@@ -45,3 +45,7 @@ def test_counts_equal_the_built_model_and_data(task: dict) -> None:
     tensors = (built.train_x, built.train_y, built.test_x, built.test_y)
     elements = sum(t.numel() for t in tensors)
     assert dataset_size(config) == (elements, sum(t.numel() * t.element_size() for t in tensors))
+
+
+def test_every_probe_has_a_cost() -> None:
+    assert set(PROBE_COSTS) == set(ProbesConfig.model_fields)
