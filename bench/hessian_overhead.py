@@ -2,9 +2,9 @@
 
 The "edge of stability: digits MLP, SGD" preset (full batch of 500 digits, lr 0.2, 400 steps)
 trained through the worker's loop (``worker.training.loop.train`` with ``build_hooks``, an
-in-memory reporter) with the Hessian probe at **every step**, top eigenvalue only (``k=1``,
-``smallest`` off, no trace/density), warm-started (``warm_start``) and cold, against the same
-run without the probe.  ``--repeats`` rounds of the three runs, alternating; the ratios of the
+in-memory reporter) with the Hessian probe at **every step** and every 10 steps, top eigenvalue
+only (``k=1``, ``smallest`` off, no trace/density), warm-started (``warm_start``) and cold,
+against the same run without the probe.  ``--repeats`` rounds of the five runs, alternating; the ratios of the
 medians, and the mean HVPs per probe.  The floor: one HVP on the 500-example probe batch against
 one training step, timed in the same run.
 
@@ -42,6 +42,12 @@ def configs(steps: int) -> dict[str, RunConfig]:
         ),
         "top-1 every step, warm": RunConfig.model_validate(
             base | {"probes": {"hessian": top1 | {"warm_start": True}}}
+        ),
+        "top-1 every 10 steps, cold": RunConfig.model_validate(
+            base | {"probes": {"hessian": top1 | {"every": 10, "warm_start": False}}}
+        ),
+        "top-1 every 10 steps, warm": RunConfig.model_validate(
+            base | {"probes": {"hessian": top1 | {"every": 10, "warm_start": True}}}
         ),
     }
 

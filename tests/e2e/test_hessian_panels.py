@@ -4,7 +4,8 @@ An edge-of-stability run (digits MLP, SGD) with the Hessian probe and its densit
 the sharpness chart gains points; once the test has cancelled it (the run is far longer than the
 page needs to draw, see tests/e2e/test_dashboard.py) the sharpness panel holds λ_max and the 2/lr
 line, the top-k panel k series, the density panel the latest step's density and the heatmap one
-column per probe step, each matching what the API serves.
+column per probe step, each matching what the API serves; the sharpness panel also draws the
+batch sharpness.
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ CONFIG = {
     "log_every": 10,
     "device": "cpu",
     "probes": {
-        "hessian": {"every": 10, "k": 2, "batch_size": 500, "density": True, "density_steps": 16}
+        "hessian": {
+            "every": 10,
+            "k": 2,
+            "batch_size": 500,
+            "density": True,
+            "density_steps": 16,
+            "batch_sharpness": 1,
+        }
     },
 }
 READ = """(id) => {
@@ -61,6 +69,10 @@ def test_hessian_panels_draw_live_and_match_the_api(service, browser: Browser) -
     [series] = metrics["series"]
     assert sharp[0]["x"] == series["steps"] and sharp[0]["y"] == pytest.approx(series["values"])
     assert sharp[2]["y"] == [pytest.approx(10.0)] * points  # the 2/lr line
+    metrics = httpx.get(f"{url}/metrics", params={"names": "hessian.batch_sharpness"}).json()
+    [batch] = metrics["series"]  # full batch here: the directional curvature along the gradient
+    assert sharp[3]["x"] == batch["steps"] and sharp[3]["y"] == pytest.approx(batch["values"])
+    assert len(batch["steps"]) == points
     eigs = page.evaluate(READ, "hessian-eigs")
     assert len(eigs) == 2 and all(len(t["x"]) == points for t in eigs)
 

@@ -421,8 +421,10 @@ class SharpnessTracker:
     pairs); each later one starts :func:`~worker.probes.subspace.refine` from the last ``k +
     guard`` Ritz vectors and stops on the same bound, :math:`\|Hv-\lambda v\| \le
     \text{tol}\cdot s` for each wanted pair. A warm result is accepted only if (1) it converged
-    within ``max_iter``, (2) the order did not change: each wanted Ritz vector overlaps most with
-    the old vector of the same rank (an eigenvalue overtaking another swaps them), and (3) the
+    within the HVPs the last cold measurement took (so a failed warm try at most doubles a
+    measurement), (2) no eigenvalue overtook into the top ``k``: each wanted Ritz vector
+    has most of its mass (≥ ½) in the span of the old wanted vectors (swaps within the top ``k``
+    are resolved by Rayleigh–Ritz), and (3) the
     wanted pairs stay separated from the guard Ritz value by more than twice the residual bound
     (else the ordering is not certified). Otherwise the measurement is redone cold, from a fresh
     random start; ``cold_every`` forces a cold measurement every so many (0: never), which also
@@ -451,6 +453,7 @@ class SharpnessTracker:
         self.vectors: Tensor | None = None
         self.measurements = 0
         self.last_cold = 0
+        self.cold_cost = 0  # HVPs of the last cold measurement: the budget of a warm one
         self.reason = ""
 
     def state_dict(self) -> dict[str, Any]:
@@ -458,12 +461,14 @@ class SharpnessTracker:
             "vectors": self.vectors,
             "measurements": self.measurements,
             "last_cold": self.last_cold,
+            "cold_cost": self.cold_cost,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.vectors = state.get("vectors")
         self.measurements = int(state.get("measurements", 0))
         self.last_cold = int(state.get("last_cold", 0))
+        self.cold_cost = int(state.get("cold_cost", 0))
 
     def _cold(self, op: Operator) -> RitzResult:
         m = self.k + self.guard
@@ -480,8 +485,12 @@ class SharpnessTracker:
         """Why a warm result cannot be trusted, or ``None``."""
         if not res.converged:
             return "not converged"
-        overlap = (res.eigenvectors @ old.to(res.eigenvectors).T).abs()
-        if any(int(overlap[i].argmax()) != i for i in range(self.k)):
+        # Mass of each wanted Ritz vector in the span of the old wanted ones: an eigenvalue that
+        # overtook into the top k (from the guard) has most of its mass outside; swaps within
+        # the top k are resolved by Rayleigh-Ritz and do not count.
+        old_wanted = old[: self.k].to(res.eigenvectors)
+        mass = (res.eigenvectors[: self.k] @ old_wanted.T).square().sum(dim=1)
+        if bool((mass < 0.5).any()):
             return "reordered"
         bound = self.tol * res.scale
         if float(res.eigenvalues[self.k - 1] - res.eigenvalues[self.k]) <= 2 * bound:
@@ -502,7 +511,8 @@ class SharpnessTracker:
         elif due:
             self.reason = "cold: scheduled"
         else:
-            res = refine(target, old, self.k, tol=self.tol, max_iter=self.max_iter, scale=scale)
+            budget = min(self.max_iter, self.cold_cost or self.max_iter)
+            res = refine(target, old, self.k, tol=self.tol, max_iter=budget, scale=scale)
             spent = res.n_matvec
             rejected = self._warm_rejection(res, old)
             self.reason = "warm" if rejected is None else f"cold: {rejected}"
@@ -510,7 +520,7 @@ class SharpnessTracker:
                 res = None
         if res is None:
             res = self._cold(target)
-            self.last_cold = self.measurements
+            self.last_cold, self.cold_cost = self.measurements, res.n_matvec
         self.vectors = res.eigenvectors.detach().clone()
         if self.which == "smallest":
             res = RitzResult(
