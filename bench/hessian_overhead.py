@@ -4,9 +4,9 @@ The "edge of stability: digits MLP, SGD" preset (full batch of 500 digits, lr 0.
 trained through the worker's loop (``worker.training.loop.train`` with ``build_hooks``, an
 in-memory reporter) with the Hessian probe at **every step** and every 10 steps, top eigenvalue
 only (``k=1``, ``smallest`` off, no trace/density), warm-started (``warm_start``) and cold,
-against the same run without the probe.  ``--repeats`` rounds of the five runs, alternating; the ratios of the
-medians, and the mean HVPs per probe.  The floor: one HVP on the 500-example probe batch against
-one training step, timed in the same run.
+against the same run without the probe.  ``--repeats`` rounds of the five runs, alternating; the
+ratios of the medians, and the mean HVPs per probe.  The floor: building the probe operator and
+one HVP on the 500-example probe batch against one training step, timed in the same run.
 
     OMP_NUM_THREADS=1 python -m bench.hessian_overhead [--steps 400] [--repeats 3]
 """
