@@ -138,3 +138,15 @@ def test_state_round_trips_and_resumes_warm() -> None:
     assert resumed.reason == "warm" and res.n_matvec <= first.n_matvec / 3
     assert float(res.eigenvalues[0]) == pytest.approx(9.0, abs=1e-8)
     assert math.isclose(float(res.residuals[0]), 0.0, abs_tol=1e-8 * 9)
+
+
+def test_refine_restarts_for_free_and_still_meets_the_bound() -> None:
+    """A basis capped at 6 vectors restarts (keeping Ritz vectors and their images) and
+    converges from a random start block to the dense top-2."""
+    op = Dense(scripted([9.0, 8.5, 8.0, 7.5], n=60))
+    gen = torch.Generator().manual_seed(1)
+    start = torch.randn(3, 60, generator=gen, dtype=torch.float64)
+    res = refine(op, start, k=2, tol=1e-9, max_basis=6)
+    want = eigvalsh(op.a)
+    assert res.converged and res.n_matvec == op.n > 6
+    assert_within_bound(res.eigenvalues[:2], want[:2], res.residuals[:2], 1e-9)

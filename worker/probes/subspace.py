@@ -91,8 +91,8 @@ def refine(
         k: pairs that must meet the tolerance.
         tol: residual tolerance relative to the largest Ritz magnitude.
         max_iter: cap on operator applications.
-        max_basis: subspace size before a free restart to the best ``2m`` Ritz vectors
-            (default ``max(4m, 20)``).
+        max_basis: subspace size before a free restart to the best Ritz vectors (at most
+            ``2m``, at least ``m``; default ``max(4m, 20)``).
         scale: a floor for :math:`s` (e.g. ‖A‖₂ known from the other end of the spectrum).
     """
     m = len(start)
@@ -117,7 +117,7 @@ def refine(
         if not open_ or n_mv >= max_iter or len(S) >= op.dim:
             return RitzResult(theta[:m], X[:m], res[:m], not open_, scale, n_mv)
         if len(S) + len(open_) > max_basis:  # free restart: the images are kept
-            keep = min(len(S), 2 * m)
+            keep = max(m, min(2 * m, max_basis - len(open_)))
             S, HS = X[:keep], HX[:keep]
         grow = _orthonormal_rows(R[open_][: max_iter - n_mv], S)
         if not len(grow):  # residuals inside the span: rounding floor reached
