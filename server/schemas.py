@@ -174,13 +174,29 @@ class HessianProbe(ProbeEntry):
     density_starts: int = Field(default=2, ge=1, le=16, description="random starts")
     density_steps: int = Field(default=48, ge=4, le=200, description="Lanczos steps per start")
     per_layer: bool = Field(default=False, description="top eigenvalue of each layer's block")
+    smallest: bool = Field(default=True, description="also the k smallest (hessian.lambda_min)")
+    warm_start: bool = Field(
+        default=False,
+        description="start each probe from the last eigenvectors (cold Lanczos when the "
+        "spectrum reorders): cheaper for the top eigenvalue (k=1, smallest off)",
+    )
+    cold_every: int = Field(
+        default=0, ge=0, le=100_000, description="with warm_start: a cold probe every n (0: never)"
+    )
+    batch_sharpness: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="minibatches (of the run's batch size) for hessian.batch_sharpness (0: off)",
+    )
 
     @model_validator(mode="after")
     def _bounded_cost(self) -> HessianProbe:
         if self.max_hvps > HESSIAN_MAX_HVP:
             raise ValueError(
                 f"one Hessian probe could cost up to {self.max_hvps} Hessian-vector products, "
-                f"above the limit {HESSIAN_MAX_HVP}: lower trace_probes or density_starts/steps"
+                f"above the limit {HESSIAN_MAX_HVP}: lower trace_probes, density_starts/steps or "
+                "batch_sharpness"
             )
         return self
 
@@ -189,7 +205,8 @@ class HessianProbe(ProbeEntry):
         """Upper bound of one probe's Hessian-vector products."""
         lanczos = max(300, 20 * self.k)  # the eigenvalue solver's HVP cap (both ends)
         trace = self.trace_probes * self.trace
-        return lanczos + trace + self.density_starts * self.density_steps * self.density
+        density = self.density_starts * self.density_steps * self.density
+        return lanczos + trace + density + self.batch_sharpness
 
 
 OPPOSING_MAX_MONITOR = 65_536

@@ -1,8 +1,10 @@
 """The grokking hook through the training loop: live events, progress measures, resume.
 
-The run is the p = 23 configuration of the integration test (docs/probes/grokking.md: memorization
-at step 60, generalization at 1250 for seed 0), trained through ``worker.training.loop.train`` with
-the hook built from its config, as the worker does.
+The run is the p = 23 configuration of the integration test (docs/probes/grokking.md: it groks,
+memorizing within ~100 steps and generalizing some 1,000 steps later), trained through
+``worker.training.loop.train`` with the hook built from its config, as the worker does.  Where the
+trained curves cross the threshold depends on the CPU's float kernels, so the tests take the event
+steps from the straight run and assert the hook's properties around them, never the steps.
 """
 
 from __future__ import annotations
@@ -102,15 +104,19 @@ def series(reporter: Recorder, name: str) -> dict[int, float]:
     return {s: v[name] for s, v in sorted(reporter.points.items()) if name in v}
 
 
-def test_events_are_emitted_live_at_the_confirming_step(straight: tuple[Log, Snapshot]) -> None:
-    reporter, _ = straight
-    (mem_payload,) = [p for (k, _), p in reporter.events.items() if k == MEMORIZED]
+def event_steps(reporter: Recorder) -> tuple[int, int]:
+    """The memorization and generalization steps of a run that emitted each event once."""
     ((_, mem),) = [key for key in reporter.events if key[0] == MEMORIZED]
     ((_, gen),) = [key for key in reporter.events if key[0] == GENERALIZED]
-    gen_payload = reporter.events[GENERALIZED, gen]
-    assert (mem, gen) == (60, 1250)
+    return mem, gen
+
+
+def test_events_are_emitted_live_at_the_confirming_step(straight: tuple[Log, Snapshot]) -> None:
+    reporter, _ = straight
+    mem, gen = event_steps(reporter)
+    mem_payload, gen_payload = reporter.events[MEMORIZED, mem], reporter.events[GENERALIZED, gen]
     assert mem_payload["detected_at"] == mem + 40 and gen_payload["detected_at"] == gen + 40
-    assert gen_payload["delay"] == gen - mem >= 1000
+    assert gen_payload["delay"] == gen - mem
     assert gen_payload["is_grokking"] is True and gen_payload["memorization_step"] == mem
     # Live: each event is reported right after the hook's metrics of its confirming step, long
     # before the run's last point.
@@ -162,20 +168,23 @@ def test_resume_from_a_checkpoint_gives_the_same_events_and_metrics(
     """Interrupted after memorization, mid-way to generalization, and resumed: the monitor state
     and θ₀ (rebuilt from the seed) come back from a weights_only checkpoint."""
     cfg = config()
+    mem, gen = event_steps(straight[0])
+    stop = (mem + 40 + gen) // 20 * 10  # a probe step between the two confirmations
+    assert mem + 40 < stop <= gen
     store = CheckpointStore(tmp_path, run_id=1)
-    first = Log(stop_at=700)
+    first = Log(stop_at=stop)
     assert train(cfg, first, checkpoints=store, hooks=build_hooks(cfg)).status == "interrupted"
-    assert store.load()["hooks"]["grokking"]["points"][-1][0] == 690
+    assert store.load()["hooks"]["grokking"]["points"][-1][0] == stop - 10
     second = Log()
     assert train(cfg, second, checkpoints=store, hooks=build_hooks(cfg)).status == "completed"
-    assert set(first.events) == {(MEMORIZED, 60)}
-    assert set(second.events) == {(GENERALIZED, 1250)}  # memorization is not re-emitted
+    assert set(first.events) == {(MEMORIZED, mem)}
+    assert set(second.events) == {(GENERALIZED, gen)}  # memorization is not re-emitted
     assert {**first.events, **second.events} == straight[0].events
     reference = straight[0].points
     for step, values in second.points.items():
         grok = {k: v for k, v in values.items() if k.startswith("grok.")}
         assert grok == pytest.approx({k: reference[step][k] for k in grok}, rel=1e-9), step
-    assert min(second.points) == 700 and "grok.relative_change" in second.points[700]
+    assert min(second.points) == stop and "grok.relative_change" in second.points[stop]
 
 
 def test_probe_leaves_training_unchanged() -> None:

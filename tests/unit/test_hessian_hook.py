@@ -14,6 +14,7 @@ from server.schemas import RunConfig
 from worker.probe_hooks import build_hooks
 from worker.probe_hooks.common import fixed_subset
 from worker.probe_hooks.hessian import SEED_OFFSET
+from worker.probes.batch_sharpness import batch_sharpness
 from worker.probes.hessian import (
     density,
     layer_spectra,
@@ -80,7 +81,13 @@ def series(reporter: Recorder, name: str) -> list[tuple[int, float]]:
 
 def test_hook_stores_what_the_library_computes() -> None:
     probe = {"every": 10, "k": 3, "batch_size": 100, "tol": 1e-4, "trace": True}
-    probe |= {"trace_probes": 12, "density": True, "density_steps": 12, "per_layer": True}
+    probe |= {
+        "warm_start": False,
+        "trace_probes": 12,
+        "density": True,
+        "density_steps": 12,
+        "per_layer": True,
+    }
     config = RunConfig.model_validate(
         {
             "task": {"kind": "gaussian_mixture", "n_train": 256, "hidden": 8, "dim": 6},
@@ -144,26 +151,31 @@ EOS = {
 
 
 def test_eos_event_once_per_run_across_a_resume(tmp_path: Path) -> None:
-    config = RunConfig.model_validate(EOS | {"steps": 160})
+    """Interrupted just after the crossing (wherever this CPU's trajectory crosses) and resumed;
+    the warm-start trackers' vectors come back from the checkpoint."""
+    hessian = EOS["probes"]["hessian"] | {"warm_start": True}
+    config = RunConfig.model_validate(EOS | {"probes": {"hessian": hessian}})
     straight = Recorder()
     train(config, straight, hooks=build_hooks(config))
     [(crossed, kind, payload)] = straight.events
-    assert kind == "eos.crossed" and payload["step"] == crossed < 150
+    assert kind == "eos.crossed" and payload["step"] == crossed < config.steps
     assert payload["threshold"] == pytest.approx(10.0) and not payload["preconditioned"]
     assert (
         payload["lambda_max"] >= 10.0 > dict(series(straight, "hessian.lambda_max"))[crossed - 10]
     )
 
     store = CheckpointStore(tmp_path, run_id=1)
-    first = Recorder(stop_at=150)
+    first = Recorder(stop_at=crossed + 10)
     assert train(config, first, checkpoints=store, hooks=build_hooks(config)).status == (
         "interrupted"
     )
-    assert store.load()["hooks"]["hessian"] == {"crossed_at": crossed}
+    state = store.load()["hooks"]["hessian"]
+    assert state["crossed_at"] == crossed and state["trackers"]["largest"]["vectors"].shape[0] == 3
     resumed = Recorder()
     train(config, resumed, checkpoints=store, hooks=build_hooks(config))
     assert first.events == straight.events and resumed.events == []  # not re-emitted
-    assert resumed.points[160] == pytest.approx(straight.points[160], rel=1e-5)
+    last = config.steps
+    assert resumed.points[last] == pytest.approx(straight.points[last], rel=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -188,3 +200,35 @@ def test_eos_event_once_per_run_across_a_resume(tmp_path: Path) -> None:
 def test_absurd_hessian_configs_are_rejected(probe: dict, field: str) -> None:
     with pytest.raises(ValidationError, match=field):
         RunConfig.model_validate({"probes": {"hessian": probe}})
+
+
+def test_warm_hook_is_within_the_bound_of_cold_lanczos_and_logs_batch_sharpness() -> None:
+    """Warm-started trackers give the cold eigenvalues within the certified residual bound at
+    every probe step (both ends), and batch sharpness is the library's value on the hook's
+    step-seeded minibatches; for the top eigenvalue alone later probes cost fewer HVPs."""
+    probe = {"every": 10, "k": 2, "batch_size": 200, "tol": 1e-6, "batch_sharpness": 3}
+    probe |= {"warm_start": True}
+    config = RunConfig.model_validate(
+        EOS | {"steps": 60, "batch_size": 50, "probes": {"hessian": probe}}
+    )
+    [hook] = build_hooks(config)
+    reporter, snapshot = Recorder(), Snapshot(10)
+    train(config, reporter, hooks=[hook, snapshot])
+    for step, (model, _, ctx) in sorted(snapshot.taken.items()):
+        data = hook.data(ctx)
+        cold = top_eigenvalues(model, ctx.task.loss_fn, data, k=2, tol=1e-8, which="both")
+        arrays, _ = reporter.arrays_at[step]
+        bound = 1e-6 * abs(float(cold.eigenvalues[0])) + arrays["residuals"]
+        assert np.all(np.abs(arrays["eigenvalues"] - cold.eigenvalues.numpy()) <= 2 * bound)
+        want = batch_sharpness(model, ctx.task.loss_fn, hook.minibatches(ctx)).value
+        assert reporter.points[step]["hessian.batch_sharpness"] == pytest.approx(want, rel=1e-9)
+
+    top = {"every": 10, "k": 1, "batch_size": 500, "tol": 1e-3, "smallest": False}
+    config = RunConfig.model_validate(
+        EOS | {"steps": 100, "probes": {"hessian": top | {"warm_start": True}}}
+    )
+    reporter = Recorder()
+    train(config, reporter, hooks=build_hooks(config))
+    costs = [reporter.arrays_at[s][1]["cost"]["n_hvp"] for s in sorted(reporter.arrays_at)]
+    assert "hessian.lambda_min" not in reporter.points[0]
+    assert sorted(costs[1:])[len(costs) // 2] < costs[0]

@@ -2,11 +2,14 @@
 
 Stored at every probe step s (docs/probes/hessian.md, "In the service"):
 
-- scalars ``hessian.lambda_max``, ``hessian.lambda_min``, ``hessian.eig.{i}`` (the top k,
-  descending), ``hessian.threshold`` (the optimizer's stability threshold at the current lr), for
-  Adam/AdamW ``hessian.precond_lambda_max``; with ``trace``: ``hessian.trace`` and
-  ``hessian.trace_se``; with ``per_layer``: ``hessian.layer.{block}``;
-- arrays ``hessian`` at s: ``eigenvalues`` (k largest then k smallest, descending),
+- scalars ``hessian.lambda_max``, with ``smallest`` ``hessian.lambda_min``, ``hessian.eig.{i}``
+  (the top k, descending), ``hessian.threshold`` (the optimizer's stability threshold at the
+  current lr), for Adam/AdamW ``hessian.precond_lambda_max``; with ``trace``: ``hessian.trace``
+  and ``hessian.trace_se``; with ``per_layer``: ``hessian.layer.{block}``; with
+  ``batch_sharpness``: ``hessian.batch_sharpness`` (on that many random minibatches of the run's
+  batch size, drawn afresh at each probe step from a step-seeded generator);
+- arrays ``hessian`` at s: ``eigenvalues`` (k largest then, with ``smallest``, k smallest,
+  descending),
   ``residuals``, with ``density``: ``density_grid`` and ``density``; meta with the cost;
 - event ``eos.crossed`` once per run, at the first probe step where the sharpness that meets the
   threshold (raw λ_max for SGD, preconditioned for Adam/AdamW) is ≥ the threshold.
@@ -15,19 +18,24 @@ Stored at every probe step s (docs/probes/hessian.md, "In the service"):
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import numpy as np
+import torch
 
 from server.schemas import HessianProbe
 from worker.probe_hooks.common import ScheduledHook, fixed_subset
+from worker.probes.batch_sharpness import batch_sharpness
 from worker.probes.hessian import (
+    SharpnessTracker,
     density,
     layer_spectra,
     preconditioned_sharpness,
     top_eigenvalues,
     trace,
 )
+from worker.probes.linalg import HessianOperator
 from worker.probes.stability import (
     adam_preconditioner,
     crossed_edge_of_stability,
@@ -47,6 +55,7 @@ class HessianHook(ScheduledHook):
         self.config = config
         self._data: list | None = None
         self.state = {"crossed_at": None}
+        self._trackers: dict[str, SharpnessTracker] = {}
 
     def data(self, ctx: StepContext) -> list:
         if self._data is None:
@@ -56,22 +65,70 @@ class HessianHook(ScheduledHook):
             self._data = [(x, y)]
         return self._data
 
+    def tracker(self, which: str, seed: int) -> SharpnessTracker:
+        """The warm-start tracker of one end, its vectors restored from the checkpointed state."""
+        if which not in self._trackers:
+            cfg = self.config
+            tracker = SharpnessTracker(
+                k=cfg.k, tol=cfg.tol, which=which, cold_every=cfg.cold_every, seed=seed,
+                max_iter=max(300, 20 * cfg.k) // 2,  # a warm try and a cold fall-back: the cap
+            )  # fmt: skip
+            tracker.load_state_dict(self.state.get("trackers", {}).get(which, {}))
+            self._trackers[which] = tracker
+        return self._trackers[which]
+
+    def extremes(self, ctx: StepContext) -> tuple[np.ndarray, np.ndarray, bool, int, float]:
+        """Eigenvalues (k largest, then k smallest; descending), residuals, converged, HVPs,
+        seconds: warm-started trackers or cold Lanczos, as configured."""
+        cfg, model, loss_fn, data = self.config, ctx.model, ctx.task.loss_fn, self.data(ctx)
+        if not cfg.warm_start:
+            which = "both" if cfg.smallest else "largest"
+            eig = top_eigenvalues(
+                model, loss_fn, data, k=cfg.k, tol=cfg.tol, which=which, seed=ctx.config.seed
+            )
+            residuals = eig.residuals.numpy()
+            return eig.eigenvalues.numpy(), residuals, eig.converged, eig.n_hvp, eig.cost.seconds
+        started = time.perf_counter()
+        op = HessianOperator(model, loss_fn, data)
+        ends = [self.tracker("largest", ctx.config.seed).update(op)]
+        if cfg.smallest:
+            ends.append(self.tracker("smallest", ctx.config.seed).update(op, scale=ends[0].scale))
+        values = np.concatenate([r.eigenvalues[: cfg.k].numpy() for r in ends])
+        residuals = np.concatenate([r.residuals[: cfg.k].numpy() for r in ends])
+        order = np.argsort(-values, kind="stable")
+        self.state["trackers"] = {w: t.state_dict() for w, t in self._trackers.items()}
+        converged = all(r.converged for r in ends)
+        return values[order], residuals[order], converged, op.n_hvp, time.perf_counter() - started
+
+    def minibatches(self, ctx: StepContext) -> list:
+        """``batch_sharpness`` random minibatches of the run's batch size (step-seeded)."""
+        task, n = ctx.task, len(ctx.task.train_y)
+        size = min(ctx.config.batch_size or n, n)
+        gen = torch.Generator().manual_seed(ctx.config.seed + SEED_OFFSET + ctx.step)
+        picks = [
+            torch.randperm(n, generator=gen)[:size] for _ in range(self.config.batch_sharpness)
+        ]
+        return [(task.train_x[i].to(ctx.device), task.train_y[i].to(ctx.device)) for i in picks]
+
     def probe(self, ctx: StepContext) -> None:
         cfg, model, loss_fn, data = self.config, ctx.model, ctx.task.loss_fn, self.data(ctx)
         seed = ctx.config.seed
-        eig = top_eigenvalues(model, loss_fn, data, k=cfg.k, tol=cfg.tol, which="both", seed=seed)
-        values = eig.eigenvalues.numpy()
+        values, residuals, converged, n_hvp, seconds = self.extremes(ctx)
         top = values[: cfg.k]
         scalars: dict[str, float] = {
             "hessian.lambda_max": float(values[0]),
-            "hessian.lambda_min": float(values[-1]),
             **{f"hessian.eig.{i}": float(v) for i, v in enumerate(top)},
         }
-        n_hvp, seconds = eig.n_hvp, eig.cost.seconds
+        if cfg.smallest:
+            scalars["hessian.lambda_min"] = float(values[-1])
+        if cfg.batch_sharpness:
+            bs = batch_sharpness(model, loss_fn, self.minibatches(ctx))
+            scalars["hessian.batch_sharpness"] = bs.value
+            n_hvp, seconds = n_hvp + bs.n_hvp, seconds + bs.seconds
         threshold, preconditioned = optimizer_threshold(ctx.optimizer)
         scalars["hessian.threshold"] = threshold
         sharpness = float(values[0])
-        meta: dict[str, Any] = {"k": cfg.k, "converged": bool(eig.converged)}
+        meta: dict[str, Any] = {"k": cfg.k, "converged": bool(converged)}
         if preconditioned:
             sharpness = math.nan  # before the first Adam step there is no preconditioner
             if adam_preconditioner(ctx.optimizer, model):
@@ -83,7 +140,7 @@ class HessianHook(ScheduledHook):
                 n_hvp, seconds = n_hvp + pre.n_hvp, seconds + pre.cost.seconds
         arrays: dict[str, np.ndarray] = {
             "eigenvalues": values,
-            "residuals": eig.residuals.numpy(),
+            "residuals": residuals,
         }
         if cfg.trace:
             tr = trace(model, loss_fn, data, n_probes=cfg.trace_probes, seed=seed)

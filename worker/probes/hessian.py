@@ -42,11 +42,13 @@ from worker.probes.stability import (
     edge_of_stability_threshold,
     optimizer_threshold,
 )
+from worker.probes.subspace import RitzResult, refine
 
 __all__ = [
     "Cost",
     "DensityResult",
     "EigenResult",
+    "SharpnessTracker",
     "TraceResult",
     "crossed_edge_of_stability",
     "density",
@@ -400,3 +402,148 @@ def preconditioned_sharpness(
     op = DiagonalCongruence(hop, hop.layout.flatten(diag).rsqrt())
     res = lanczos(op, k, tol=tol, max_iter=max_iter, ncv=ncv, seed=seed, basis_device=basis_device)
     return _finish(res, op, hop, started, exact_residuals)
+
+
+class _Negated:
+    """``−A``: its largest eigenpairs are the smallest of ``A``."""
+
+    def __init__(self, op: Operator) -> None:
+        self.op, self.dim, self.dtype, self.device = op, op.dim, op.dtype, op.device
+
+    def matvec(self, v: Tensor) -> Tensor:
+        return -self.op.matvec(v)
+
+
+class SharpnessTracker:
+    r"""The ``k`` extreme Hessian eigenpairs along training, each measurement warm-started.
+
+    The first measurement is cold (:func:`~worker.probes.linalg.lanczos` for ``k + guard``
+    pairs); each later one starts :func:`~worker.probes.subspace.refine` from the last ``k +
+    guard`` Ritz vectors and stops on the same bound, :math:`\|Hv-\lambda v\| \le
+    \text{tol}\cdot s` for each wanted pair. A warm result is accepted only if (1) it converged
+    within the HVPs the last cold measurement took (so a failed warm try at most doubles a
+    measurement), (2) no eigenvalue overtook into the top ``k``: each wanted Ritz vector
+    has most of its mass (≥ ½) in the span of the old wanted vectors (swaps within the top ``k``
+    are resolved by Rayleigh–Ritz), and (3) the
+    wanted pairs stay separated from the guard Ritz value by more than twice the residual bound
+    (else the ordering is not certified). Otherwise the measurement is redone cold, from a fresh
+    random start; ``cold_every`` forces a cold measurement every so many (0: never), which also
+    bounds how long an eigenvalue rising from outside the tracked block can go unseen.
+
+    ``which="smallest"`` tracks the bottom of the spectrum (on :math:`-H`). State (the vectors and
+    counters) is :meth:`state_dict` / :meth:`load_state_dict`, for checkpoints.
+    """
+
+    def __init__(
+        self,
+        k: int = 1,
+        tol: float = 1e-6,
+        *,
+        which: Literal["largest", "smallest"] = "largest",
+        guard: int = 1,
+        cold_every: int = 0,
+        max_iter: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        if which not in ("largest", "smallest") or k < 1 or guard < 1 or cold_every < 0:
+            raise ValueError("need k ≥ 1, guard ≥ 1, cold_every ≥ 0, which largest|smallest")
+        self.k, self.tol, self.which, self.guard = k, tol, which, guard
+        self.cold_every, self.seed = cold_every, seed
+        self.max_iter = max_iter or max(300, 20 * (k + guard))
+        self.vectors: Tensor | None = None
+        self.measurements = 0
+        self.last_cold = 0
+        self.cold_cost = 0  # HVPs of the last cold measurement: the budget of a warm one
+        self.reason = ""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "vectors": self.vectors,
+            "measurements": self.measurements,
+            "last_cold": self.last_cold,
+            "cold_cost": self.cold_cost,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.vectors = state.get("vectors")
+        self.measurements = int(state.get("measurements", 0))
+        self.last_cold = int(state.get("last_cold", 0))
+        self.cold_cost = int(state.get("cold_cost", 0))
+
+    def _cold(self, op: Operator) -> RitzResult:
+        m = self.k + self.guard
+        res = lanczos(
+            op, m, tol=self.tol, max_iter=self.max_iter,
+            seed=self.seed + self.measurements,
+        )  # fmt: skip
+        scale = float(res.eigenvalues.abs().max())
+        return RitzResult(
+            res.eigenvalues, res.eigenvectors, res.residuals, res.converged, scale, res.n_matvec
+        )
+
+    def _warm_rejection(self, res: RitzResult, old: Tensor) -> str | None:
+        """Why a warm result cannot be trusted, or ``None``."""
+        if not res.converged:
+            return "not converged"
+        # Mass of each wanted Ritz vector in the span of the old wanted ones: an eigenvalue that
+        # overtook into the top k (from the guard) has most of its mass outside; swaps within
+        # the top k are resolved by Rayleigh-Ritz and do not count.
+        old_wanted = old[: self.k].to(res.eigenvectors)
+        mass = (res.eigenvectors[: self.k] @ old_wanted.T).square().sum(dim=1)
+        if bool((mass < 0.5).any()):
+            return "reordered"
+        bound = self.tol * res.scale
+        if float(res.eigenvalues[self.k - 1] - res.eigenvalues[self.k]) <= 2 * bound:
+            return "gap"
+        return None
+
+    def update(self, op: Operator, *, scale: float = 0.0) -> RitzResult:
+        """One measurement on ``op`` (the current Hessian): the ``k + guard`` Ritz pairs, most
+        extreme first (``n_matvec`` includes a rejected warm attempt).  ``scale`` is a floor for
+        the bound's :math:`s` (the bottom end passes ‖H‖₂ from the top, as cold Lanczos uses)."""
+        target = _Negated(op) if self.which == "smallest" else op
+        self.measurements += 1
+        old = self.vectors
+        due = self.cold_every and self.measurements - self.last_cold >= self.cold_every
+        res, spent = None, 0
+        if old is None or old.shape != (self.k + self.guard, op.dim):
+            self.reason = "cold: first"
+        elif due:
+            self.reason = "cold: scheduled"
+        else:
+            budget = min(self.max_iter, self.cold_cost or self.max_iter)
+            res = refine(target, old, self.k, tol=self.tol, max_iter=budget, scale=scale)
+            spent = res.n_matvec
+            rejected = self._warm_rejection(res, old)
+            self.reason = "warm" if rejected is None else f"cold: {rejected}"
+            if rejected is not None:
+                res = None
+        if res is None:
+            res = self._cold(target)
+            self.last_cold, self.cold_cost = self.measurements, res.n_matvec
+        self.vectors = res.eigenvectors.detach().clone()
+        if self.which == "smallest":
+            res = RitzResult(
+                -res.eigenvalues, res.eigenvectors, res.residuals, res.converged, res.scale,
+                res.n_matvec,
+            )  # fmt: skip
+        return RitzResult(
+            res.eigenvalues, res.eigenvectors, res.residuals, res.converged, res.scale,
+            res.n_matvec + spent,
+        )  # fmt: skip
+
+    def measure(
+        self, model: nn.Module, loss_fn: LossFn, data: Data, **op_kwargs: Any
+    ) -> EigenResult:
+        """:meth:`update` on the Hessian of ``loss_fn`` over ``data`` (``op_kwargs`` go to
+        :class:`~worker.probes.linalg.HessianOperator`); the ``k`` wanted pairs, with the cost."""
+        started = time.perf_counter()
+        hop = HessianOperator(model, loss_fn, data, **op_kwargs)
+        res = self.update(hop)
+        k = self.k
+        values, vectors, residuals = res.eigenvalues[:k], res.eigenvectors[:k], res.residuals[:k]
+        if self.which == "smallest":  # descending, as every EigenResult
+            values, vectors, residuals = values.flip(0), vectors.flip(0), residuals.flip(0)
+        return EigenResult(
+            values, vectors, residuals.double(), res.converged, hop.layout, Cost.of(hop, started)
+        )

@@ -222,6 +222,14 @@ class HessianOperator:
         self.n_backward += self.n_batches
         return out
 
+    def gradient(self) -> Tensor:
+        """The flat gradient of ``L`` at the parameters (from the cached graph when there is one;
+        else one forward and backward pass per batch)."""
+        if self._graph is not None:
+            return self.layout.flatten(self._graph[1]).detach()
+        leaves = self._leaves()
+        return self.layout.flatten(self._grads(leaves, self._batches)).detach()
+
     def matvec(self, v: Tensor) -> Tensor:
         """Return ``H v`` for a flat vector ``v`` (on the operator's device and dtype)."""
         v = v.to(self.device, self.dtype)

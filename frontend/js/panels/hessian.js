@@ -10,12 +10,13 @@ import { registerPanel } from "../panels.js";
 registerPanel(
   linePanel({
     id: "hessian-sharpness",
-    title: "Sharpness λ_max vs the stability threshold",
-    series: ["hessian.lambda_max", "hessian.precond_lambda_max", "hessian.threshold"],
+    title: "Sharpness λ_max (full batch) and batch sharpness (SGD) vs the stability threshold",
+    series: ["hessian.lambda_max", "hessian.precond_lambda_max", "hessian.threshold", "hessian.batch_sharpness"],
     labels: {
       "hessian.lambda_max": "λ_max(H)",
       "hessian.precond_lambda_max": "λ_max(P⁻¹H) (Adam)",
       "hessian.threshold": "threshold (2/lr; Adam 38/lr)",
+      "hessian.batch_sharpness": "batch sharpness E[gᵀH_B g/‖g‖²]",
     },
     yTitle: "eigenvalue",
     logY: false,
