@@ -17,9 +17,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from server.config import get_settings
+from server.config import Settings, get_settings
+from server.security import exposure_problem
+from server.token_cli import token_app, warn_if_none
 
 app = typer.Typer(help="Training Dynamics Observatory", no_args_is_help=True)
+app.add_typer(token_app, name="token")
 console = Console()
 ApiOption = Annotated[str, typer.Option(help="server URL", envvar="OBS_API_URL")]
 DEFAULT_API = "http://127.0.0.1:8000"
@@ -50,6 +53,9 @@ def serve(
     import uvicorn
 
     settings = get_settings()
+    _refuse_exposure(settings, host)
+    if settings.auth == "required":
+        warn_if_none(settings)
     uvicorn.run(
         "server.app:create_app",
         factory=True,
@@ -95,6 +101,7 @@ def up(
     from server import migrate as migrations
 
     settings = get_settings()
+    _refuse_exposure(settings, host)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     children: list[subprocess.Popen] = []
     env = {**os.environ, "OBS_DATA_DIR": str(settings.data_dir.resolve())}
@@ -109,6 +116,14 @@ def up(
     finally:
         for child in reversed(children):  # the worker first, then the broker it needs
             _stop(child)
+
+
+def _refuse_exposure(settings: Settings, host: str | None) -> None:
+    """Never an open server on a reachable address (docs/security.md)."""
+    problem = exposure_problem(settings, host or settings.host)
+    if problem:
+        console.print(f"[red]{problem}[/]")
+        raise typer.Exit(2)
 
 
 def _stop(process: subprocess.Popen, grace: float = 20.0) -> None:
