@@ -122,7 +122,7 @@ def _refuse_exposure(settings: Settings, host: str | None) -> None:
     """Never an open server on a reachable address (docs/security.md)."""
     problem = exposure_problem(settings, host or settings.host)
     if problem:
-        console.print(f"[red]{problem}[/]")
+        console.print(problem, style="bold red", markup=False, highlight=False)
         raise typer.Exit(2)
 
 
