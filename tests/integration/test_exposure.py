@@ -73,6 +73,10 @@ def test_token_create_list_revoke_round_trip(exposed: Service) -> None:
     assert secret.startswith("obs_") and len(created.stdout.splitlines()) == 1
     headers = {"Authorization": f"Bearer {secret}"}
     assert httpx.get(f"{exposed.url}/api/runs", headers=headers).status_code == 200
+    runs = cli(data, "runs", "--api", exposed.url, OBS_TOKEN=secret)  # the CLI as a client
+    assert runs.returncode == 0 and "0 runs" in runs.stdout, runs.stdout
+    refused = cli(data, "runs", "--api", exposed.url)
+    assert refused.returncode == 1 and "401" in refused.stdout
 
     listed = cli(data, "token", "list")
     assert listed.returncode == 0 and "ci bot" in listed.stdout and "write" in listed.stdout
