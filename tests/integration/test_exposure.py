@@ -4,6 +4,7 @@ server's refusal of connections that arrive on a non-loopback interface."""
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -89,13 +90,20 @@ def test_token_create_list_revoke_round_trip(exposed: Service) -> None:
 
 
 def http_exchange(url: str, head: str, chunks: list[bytes]) -> bytes:
-    """Sends the request head and ``chunks`` (never ending the body), returns what comes back."""
+    """Sends the request head and ``chunks`` (never ending the body), returns the response."""
     host, port = url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
         sock.sendall(head.encode())
         for chunk in chunks:
             sock.sendall(chunk)
-        return sock.recv(65536)
+        response = b""
+        while data := sock.recv(65536):
+            response += data
+            headers, blank, body = response.partition(b"\r\n\r\n")
+            length = re.search(rb"(?im)^content-length: *(\d+)", headers)
+            if blank and length and len(body) >= int(length[1]):
+                break
+        return response
 
 
 def test_bodies_are_refused_before_they_are_read(exposed: Service) -> None:
