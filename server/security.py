@@ -55,7 +55,7 @@ def exposure_problem(settings: Settings, host: str) -> str | None:
         return (
             f"refusing to serve on {host} without authentication: anyone who reaches the port "
             "could submit jobs.  Set OBS_AUTH=required and create a token "
-            "(`observatory token create --scope admin`), or bind to 127.0.0.1."
+            "(`observatory token create --name admin --scope admin`), or bind to 127.0.0.1."
         )
     public = [h for h in settings.allowed_hosts if not is_loopback(h)]
     if public:

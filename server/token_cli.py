@@ -18,7 +18,7 @@ from server.token_schemas import TokenCreate
 from server.tokens import Scope
 
 token_app = typer.Typer(help="API tokens (stored hashed; a secret is shown once, at creation).")
-err = Console(stderr=True)  # the secret alone goes to stdout: TOKEN=$(observatory token create)
+err = Console(stderr=True)  # the secret alone goes to stdout: TOKEN=$(observatory token create …)
 
 
 def _database_url() -> str:
@@ -40,14 +40,14 @@ def warn_if_none(settings: Settings) -> None:
         return  # not migrated yet: the server's own errors will say so
     err.print(
         "[yellow]OBS_AUTH=required and no API token exists: every request will get 401.  "
-        "Create one with `observatory token create --scope admin`.[/]"
+        "Create one with `observatory token create --name admin --scope admin`.[/]"
     )
 
 
 @token_app.command()
 def create(
-    name: Annotated[str, typer.Option(help="who or what holds it")] = "admin",
-    scope: Annotated[Scope, typer.Option(help="read < write < admin")] = Scope.admin,
+    name: Annotated[str, typer.Option(help="who or what holds it")],
+    scope: Annotated[Scope, typer.Option(help="read < write < admin")] = Scope.read,
 ) -> None:
     """Create a token and print its secret (once: only its hash is kept)."""
     try:

@@ -52,6 +52,9 @@ def test_required_auth_rejects_missing_bad_and_revoked_tokens(
     for bad in (forged, "obs_nonsense", ""):
         assert client.get("/api/runs", headers=bearer(bad)).status_code == 401
     assert client.post("/api/runs", json=SMALL).status_code == 401  # no token, no run
+    # nothing is revealed before the token: not whether a run exists, not the schema's errors
+    assert client.get("/api/runs/12345").status_code == 401
+    assert client.post("/api/runs", json={"steps": -1}).status_code == 401
 
     admin = mint(Scope.admin)
     listed = client.get("/api/tokens", headers=bearer(admin)).json()

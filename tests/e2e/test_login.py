@@ -44,17 +44,19 @@ CONFIG = {
 def secured(tmp_path: Path) -> Iterator[tuple[Service, str]]:
     data = tmp_path / "data"
     service = Service(data, OBS_AUTH="required", OBS_FLUSH_SECONDS="0.25")
-    created = subprocess.run(
-        [sys.executable, "-m", "server.cli", "token", "create", "--name", "e2e", "--scope=write"],
-        env=child_env(data),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert created.returncode == 0, created.stderr
-    yield service, created.stdout.strip()
-    service.stop()
+    try:
+        created = subprocess.run(
+            [sys.executable, "-m", "server.cli", "token", "create", "--name=e2e", "--scope=write"],
+            env=child_env(data),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert created.returncode == 0, created.stderr
+        yield service, created.stdout.strip()
+    finally:
+        service.stop()
 
 
 def grown(session: Browser, more_than: int, run_url: str, headers: dict[str, str]) -> int:
@@ -86,6 +88,7 @@ def test_login_then_runs_list_and_live_stream(secured, browser: Browser) -> None
     page.fill("#token", token[:-3] + "xyz")
     page.click("#login")
     expect(page.locator("#login-state")).to_contain_text("Token refused: invalid or revoked token")
+    page.screenshot(path=artifact("login-refused.png"))
     page.fill("#token", token)
     page.click("#login")
     page.wait_for_url(f"{service.url}/")

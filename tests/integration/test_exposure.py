@@ -44,9 +44,21 @@ def test_an_open_server_refuses_to_start_where_others_can_reach_it(
     tmp_path: Path, args: tuple[str, ...], env: dict[str, str]
 ) -> None:
     port = free_port()
-    result = cli(tmp_path, *args, "--port", str(port), **env)
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert "OBS_AUTH=required" in " ".join(result.stdout.split())
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", *args, "--port", str(port)],
+        env=child_env(tmp_path, **env),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        output, _ = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        stop_process(process)  # it started: SIGINT, so that `up` stops its children too
+        pytest.fail(f"{' '.join(args)} started an open server on a reachable address")
+    assert process.returncode == 2, output
+    assert "OBS_AUTH=required" in " ".join(output.split())
     assert not (tmp_path / "broker.sock").exists()  # `up` stopped before starting anything
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
         pass
