@@ -10,6 +10,8 @@
   without a CORS preflight, which this server never grants);
 - 413 when the body exceeds ``OBS_MAX_BODY_BYTES``: at once from ``Content-Length``, or while it
   streams in (chunked bodies), never after reading it all.
+Every response also forbids framing (``X-Frame-Options``, CSP ``frame-ancestors``: no page can
+clickjack the dashboard's buttons) and MIME sniffing, and sends no cross-origin Referer.
 Authentication and scopes are a FastAPI dependency (``server.api.auth``).
 """
 
@@ -27,6 +29,12 @@ from server.config import Settings, get_settings
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 DEFAULT_PORTS = {"http": 80, "https": 443}
+RESPONSE_HEADERS = [
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+]
 
 
 class BodyTooLarge(HTTPException):
@@ -141,6 +149,15 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+def _hardened(send: Send) -> Send:
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), *RESPONSE_HEADERS]}
+        await send(message)
+
+    return send_with_headers
+
+
 class RequestGuard:
     """Host/Origin allow-lists, JSON-only writes and the body limit (see the module doc)."""
 
@@ -151,6 +168,7 @@ class RequestGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        send = _hardened(send)
         settings = get_settings()
         headers = Headers(scope=scope)
         limit = settings.max_body_bytes

@@ -161,6 +161,13 @@ def test_unknown_hosts_are_refused(client: TestClient) -> None:
     assert client.get("/api/runs", headers={"Host": "testserver:8000"}).status_code == 200
 
 
+def test_no_page_can_be_framed(client: TestClient) -> None:
+    for response in (client.get("/"), client.get("/api/runs", headers={"Host": "evil.example"})):
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["content-security-policy"] == "frame-ancestors 'none'"
+        assert response.headers["x-content-type-options"] == "nosniff"
+
+
 def test_oversized_bodies_are_413(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OBS_MAX_BODY_BYTES", "1000")
     get_settings.cache_clear()
