@@ -1,11 +1,15 @@
-"""All routers under ``/api``.  Everything but health and the session endpoints needs a token
-when ``OBS_AUTH=required`` (``auth.authorize``: read for GET, write otherwise)."""
+"""All routers under ``/api``.
+
+Every operation on ``api_router`` needs a token when ``OBS_AUTH=required`` (``auth.authorize``:
+read for GET/HEAD, write otherwise), so a router added here is protected by default; only health
+and the login page's ``/session`` are on ``public_router``.
+"""
 
 from fastapi import APIRouter, Depends
 
 from server.api import auth, events, health, metrics, outliers, results, runs, stream, tokens
 
-protected = APIRouter(dependencies=[Depends(auth.authorize)])
+api_router = APIRouter(prefix="/api", dependencies=[Depends(auth.authorize)])
 for module_router in (
     runs.router,
     runs.config_router,
@@ -16,9 +20,8 @@ for module_router in (
     stream.router,
     tokens.router,
 ):
-    protected.include_router(module_router)
+    api_router.include_router(module_router)
 
-api_router = APIRouter(prefix="/api")
-api_router.include_router(protected)
-api_router.include_router(health.router)  # public: load balancers and compose probe it
-api_router.include_router(auth.router)  # the login page's endpoints authenticate themselves
+public_router = APIRouter(prefix="/api")
+public_router.include_router(health.router)  # load balancers and compose probe it
+public_router.include_router(auth.router)  # authenticates itself
