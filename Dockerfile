@@ -9,6 +9,8 @@ COPY worker worker
 COPY migrations migrations
 COPY frontend frontend
 RUN pip install --no-cache-dir --extra-index-url "$TORCH_INDEX" -e .
-ENV OBS_DATA_DIR=/data OBS_HOST=0.0.0.0
+# Reachable from outside the container, so tokens are required (docs/security.md): create the
+# first one with `observatory token create --name admin --scope admin` against the same database.
+ENV OBS_DATA_DIR=/data OBS_HOST=0.0.0.0 OBS_AUTH=required
 EXPOSE 8000
 CMD ["observatory", "serve"]

@@ -15,7 +15,8 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
-from server.api.main import api_router
+from server.api.main import api_router, public_router
+from server.security import RequestGuard
 
 FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -43,6 +44,8 @@ def create_app() -> FastAPI:
         generate_unique_id_function=_operation_id,
     )
     app.include_router(api_router)
+    app.include_router(public_router)
+    app.add_middleware(RequestGuard)  # Host/Origin allow-lists, JSON-only writes, body limit
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:

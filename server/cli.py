@@ -17,11 +17,17 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from server.config import get_settings
+from server.config import Settings, get_settings
+from server.security import exposure_problem
+from server.token_cli import token_app, warn_if_none
 
 app = typer.Typer(help="Training Dynamics Observatory", no_args_is_help=True)
+app.add_typer(token_app, name="token")
 console = Console()
 ApiOption = Annotated[str, typer.Option(help="server URL", envvar="OBS_API_URL")]
+TokenOption = Annotated[
+    str | None, typer.Option(help="API token (OBS_AUTH=required)", envvar="OBS_TOKEN")
+]
 DEFAULT_API = "http://127.0.0.1:8000"
 
 
@@ -50,6 +56,9 @@ def serve(
     import uvicorn
 
     settings = get_settings()
+    _refuse_exposure(settings, host)
+    if settings.auth == "required":
+        warn_if_none(settings)
     uvicorn.run(
         "server.app:create_app",
         factory=True,
@@ -97,6 +106,7 @@ def up(
     from server import migrate as migrations
 
     settings = get_settings()
+    _refuse_exposure(settings, host)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     children: list[subprocess.Popen] = []
     env = {**os.environ, "OBS_DATA_DIR": str(settings.data_dir.resolve())}
@@ -113,6 +123,14 @@ def up(
             _stop(child)
 
 
+def _refuse_exposure(settings: Settings, host: str | None) -> None:
+    """Never an open server on a reachable address (docs/security.md)."""
+    problem = exposure_problem(settings, host or settings.host)
+    if problem:
+        console.print(problem, style="bold red", markup=False, highlight=False)
+        raise typer.Exit(2)
+
+
 def _stop(process: subprocess.Popen, grace: float = 20.0) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -127,6 +145,7 @@ def _stop(process: subprocess.Popen, grace: float = 20.0) -> None:
 def submit(
     config: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="RunConfig JSON")],
     api: ApiOption = DEFAULT_API,
+    token: TokenOption = None,
     wait: Annotated[bool, typer.Option(help="show progress until the run ends")] = True,
 ) -> None:
     """Submit a run and follow it with a progress bar."""
@@ -134,7 +153,7 @@ def submit(
         body = json.loads(config.read_text())
     except json.JSONDecodeError as error:
         raise typer.BadParameter(f"{config} is not valid JSON: {error}") from error
-    response = _request("POST", f"{api}/api/runs", json=body)
+    response = _request("POST", f"{api}/api/runs", token, json=body)
     run = response.json()
     console.print(f"run {run['id']} queued: {api}/runs/{run['id']}")
     if not wait:
@@ -149,7 +168,7 @@ def submit(
         bar = progress.add_task(f"run {run['id']} queued", total=run["total_steps"])
         while run["status"] in ("queued", "running"):
             time.sleep(0.5)
-            run = _request("GET", f"{api}/api/runs/{run['id']}").json()
+            run = _request("GET", f"{api}/api/runs/{run['id']}", token).json()
             progress.update(
                 bar, completed=run["step"], description=f"run {run['id']} {run['status']}"
             )
@@ -163,12 +182,13 @@ def submit(
 @app.command()
 def runs(
     api: ApiOption = DEFAULT_API,
+    token: TokenOption = None,
     status: Annotated[str | None, typer.Option()] = None,
     limit: Annotated[int, typer.Option()] = 20,
 ) -> None:
     """List runs."""
     params = {"limit": limit, **({"status": status} if status else {})}
-    data = _request("GET", f"{api}/api/runs", params=params).json()
+    data = _request("GET", f"{api}/api/runs", token, params=params).json()
     table = Table("id", "name", "status", "step", "progress", "created")
     for run in data["data"]:
         table.add_row(
@@ -183,9 +203,10 @@ def runs(
     console.print(f"{data['count']} runs")
 
 
-def _request(method: str, url: str, **kwargs) -> httpx.Response:  # noqa: ANN003
+def _request(method: str, url: str, token: str | None, **kwargs) -> httpx.Response:  # noqa: ANN003
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        response = httpx.request(method, url, timeout=30, **kwargs)
+        response = httpx.request(method, url, headers=headers, timeout=30, **kwargs)
     except httpx.HTTPError as error:
         console.print(f"[red]cannot reach {url}: {error}[/]")
         raise typer.Exit(2) from error

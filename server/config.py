@@ -7,11 +7,17 @@ at PostgreSQL and ``OBS_BROKER_URL`` at Redis and the same code runs across mach
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+RATE_RE = re.compile(r"\s*(\d+)\s*/\s*(second|minute|hour)\s*")
+PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0}
+HostList = Annotated[list[str], NoDecode]  # comma-separated in the environment
 
 
 class Settings(BaseSettings):
@@ -57,6 +63,47 @@ class Settings(BaseSettings):
     flush_seconds: float = Field(default=1.0, gt=0, description="Longest a point waits in a sink.")
     flush_points: int = Field(default=20_000, ge=1)
     stream_poll_seconds: float = Field(default=1.0, gt=0, description="SSE fallback poll period.")
+
+    # Exposure (docs/security.md)
+    auth: Literal["open", "required"] = Field(
+        default="open",
+        description="'required': every API request needs a token.  'open' is refused on any "
+        "address but loopback.",
+    )
+    allowed_hosts: HostList = Field(
+        default=["127.0.0.1", "localhost", "::1"],
+        description="Host header allow-list (DNS rebinding); '*.example.com' matches subdomains.",
+    )
+    allowed_origins: HostList = Field(
+        default=[], description="Origins allowed to write besides the server's own."
+    )
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
+    submit_rate: str = Field(
+        default="60/minute",
+        description="Run submissions per token (per client address when open), per server "
+        "process: 'N/second|minute|hour' (burst N) or 'off'.",
+    )
+
+    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("submit_rate")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        match = RATE_RE.fullmatch(value)
+        if value.strip() != "off" and not (match and int(match[1]) >= 1):
+            raise ValueError("expected 'N/second', 'N/minute', 'N/hour' (N >= 1) or 'off'")
+        return value
+
+    @property
+    def submit_limit(self) -> tuple[int, float] | None:
+        """(burst, seconds per burst) of run submissions, or None when unlimited."""
+        match = RATE_RE.fullmatch(self.submit_rate)
+        return (int(match[1]), PERIODS[match[2]]) if match else None
 
     @property
     def resolved_database_url(self) -> str:

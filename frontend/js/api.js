@@ -1,5 +1,8 @@
 // The HTTP API as small async functions. Every failure (network, non-2xx, bad JSON) becomes an
 // ApiError whose message names the problem, so callers can show it instead of a blank page.
+// A stored API token goes along as `Authorization: Bearer`; a 401 sends the user to the login page.
+
+import { authHeaders, toLogin } from "./auth.js";
 
 export class ApiError extends Error {
   constructor(status, detail, message) {
@@ -19,7 +22,7 @@ function describe(status, detail, statusText) {
 }
 
 async function request(method, path, body) {
-  const init = { method, headers: { Accept: "application/json" } };
+  const init = { method, headers: { Accept: "application/json", ...authHeaders() } };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -30,6 +33,7 @@ async function request(method, path, body) {
   } catch (error) {
     throw new ApiError(0, null, `server unreachable (${error.message})`);
   }
+  if (response.status === 401) toLogin();
   if (response.status === 204) return null;
   const text = await response.text();
   let data = null;

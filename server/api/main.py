@@ -1,10 +1,15 @@
-"""All routers under ``/api``."""
+"""All routers under ``/api``.
 
-from fastapi import APIRouter
+Every operation on ``api_router`` needs a token when ``OBS_AUTH=required`` (``auth.authorize``:
+read for GET/HEAD, write otherwise), so a router added here is protected by default; only health
+and the login page's ``/session`` are on ``public_router``.
+"""
 
-from server.api import events, health, metrics, outliers, results, runs, stream
+from fastapi import APIRouter, Depends
 
-api_router = APIRouter(prefix="/api")
+from server.api import auth, events, health, metrics, outliers, results, runs, stream, tokens
+
+api_router = APIRouter(prefix="/api", dependencies=[Depends(auth.authorize)])
 for module_router in (
     runs.router,
     runs.config_router,
@@ -13,6 +18,10 @@ for module_router in (
     results.router,
     outliers.router,
     stream.router,
-    health.router,
+    tokens.router,
 ):
     api_router.include_router(module_router)
+
+public_router = APIRouter(prefix="/api")
+public_router.include_router(health.router)  # load balancers and compose probe it
+public_router.include_router(auth.router)  # authenticates itself

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.encoders import jsonable_encoder
 
+from server.api.auth import limit_submissions
 from server.api.deps import RunDep, SessionDep, SettingsDep
 from server.broker import enqueue_run, notify, wake_worker
 from server.limits import check_limits
@@ -26,7 +27,9 @@ def to_public(run: Run) -> RunPublic:
     return RunPublic.model_validate({**data, "progress": progress})
 
 
-@router.post("", status_code=201, response_model=RunPublic)
+@router.post(
+    "", status_code=201, response_model=RunPublic, dependencies=[Depends(limit_submissions)]
+)
 def create_run(body: RunCreate, session: SessionDep, settings: SettingsDep) -> RunPublic:
     check_limits(body, settings)
     run = run_store.create_run(session, config=body)

@@ -17,6 +17,7 @@ from server.config import Settings, get_settings
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     monkeypatch.setenv("OBS_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("OBS_STREAM_POLL_SECONDS", "0.2")
+    monkeypatch.setenv("OBS_ALLOWED_HOSTS", "testserver")  # the Host TestClient sends
     get_settings.cache_clear()
     settings = get_settings()
     broker = embedded.start_redis(settings.broker_socket, settings.data_dir)
