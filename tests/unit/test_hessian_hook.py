@@ -96,7 +96,15 @@ def test_hook_stores_what_the_library_computes() -> None:
     train(config, reporter, hooks=[*build_hooks(config), snapshot])
     assert sorted(reporter.arrays_at) == [0, 10, 20]
     for step, (model, optimizer, ctx) in snapshot.taken.items():
-        data = [fixed_subset(ctx.task, 100, config.seed + SEED_OFFSET, torch.device("cpu"))]
+        data = [
+            fixed_subset(
+                ctx.task.train_x,
+                ctx.task.train_y,
+                100,
+                config.seed + SEED_OFFSET,
+                torch.device("cpu"),
+            )
+        ]
         assert len(data[0][1]) == 100
         loss, seed = ctx.task.loss_fn, config.seed
         want = top_eigenvalues(model, loss, data, k=3, tol=1e-4, which="both", seed=seed)

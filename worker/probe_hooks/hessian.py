@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from server.schemas import HessianProbe
-from worker.probe_hooks.common import ScheduledHook, fixed_subset
+from worker.probe_hooks.common import Batch, ProbeStep, ScheduledHook
 from worker.probes.hessian import (
     density,
     layer_spectra,
@@ -33,32 +33,24 @@ from worker.probes.stability import (
     crossed_edge_of_stability,
     optimizer_threshold,
 )
-from worker.training.loop import StepContext
 
 PROBE = "hessian"
-SEED_OFFSET = 7919  # the probe batch's seed: config.seed + this
+SEED_OFFSET = 7919  # the service's probe batch: seeded by config.seed + this
 
 
 class HessianHook(ScheduledHook):
     name = PROBE
 
-    def __init__(self, config: HessianProbe) -> None:
+    def __init__(self, config: HessianProbe, data: list[Batch]) -> None:
+        """``data``: the probe batches (on the model's device), the same at every step."""
         super().__init__(config.every)
         self.config = config
-        self._data: list | None = None
+        self.data = data
         self.state = {"crossed_at": None}
 
-    def data(self, ctx: StepContext) -> list:
-        if self._data is None:
-            x, y = fixed_subset(
-                ctx.task, self.config.batch_size, ctx.config.seed + SEED_OFFSET, ctx.device
-            )
-            self._data = [(x, y)]
-        return self._data
-
-    def probe(self, ctx: StepContext) -> None:
-        cfg, model, loss_fn, data = self.config, ctx.model, ctx.task.loss_fn, self.data(ctx)
-        seed = ctx.config.seed
+    def probe(self, ctx: ProbeStep) -> None:
+        cfg, model, loss_fn, data = self.config, ctx.model, ctx.loss_fn, self.data
+        seed = ctx.seed
         eig = top_eigenvalues(model, loss_fn, data, k=cfg.k, tol=cfg.tol, which="both", seed=seed)
         values = eig.eigenvalues.numpy()
         top = values[: cfg.k]
@@ -115,7 +107,7 @@ class HessianHook(ScheduledHook):
             threshold=threshold,
             preconditioned=preconditioned,
             lr=ctx.lr,
-            batch_size=len(data[0][1]),
+            batch_size=sum(len(y) for _, y in data),
             cost={"n_hvp": n_hvp, "seconds": seconds},
         )
         ctx.reporter.metrics(ctx.step, scalars)
