@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from server.api import events, health, metrics, outliers, results, runs, stream
+from server.api import events, health, metrics, outliers, results, runs, sdk, stream
 
 api_router = APIRouter(prefix="/api")
 for module_router in (
@@ -14,5 +14,6 @@ for module_router in (
     outliers.router,
     stream.router,
     health.router,
+    sdk.router,
 ):
     api_router.include_router(module_router)

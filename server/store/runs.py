@@ -19,6 +19,7 @@ from server.models import (
     Metric,
     MetricBucket,
     Run,
+    RunOrigin,
     RunStatus,
     Series,
     utcnow,
@@ -177,6 +178,7 @@ def reclaim_orphans(
     stale = (Run.heartbeat_at < _lease_cutoff(lease_seconds)) & (Run.worker != worker)
     if started_at is not None:
         stale = stale | ((Run.worker == worker) & (Run.heartbeat_at < started_at))
+    stale = stale & (Run.origin == RunOrigin.worker)  # SDK runs become lost instead (store.sdk)
     requeued = []
     for run_id, queue, cancel in session.execute(
         select(Run.id, Run.queue, Run.cancel_requested).where(
