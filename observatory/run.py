@@ -180,7 +180,7 @@ def init(
     spool_dir: str | Path | None = None,
     spool_max_bytes: int = 1 << 30,
     flush_seconds: float = 1.0,
-    heartbeat_seconds: float = 5.0,
+    heartbeat_seconds: float | None = None,
     max_points: int = 50_000,
 ) -> Run:
     """Start (or with ``resume=run_id`` continue) a run on the server.
@@ -188,7 +188,9 @@ def init(
     ``server``/``token`` default to ``OBS_API_URL``/``OBS_TOKEN``.  ``mode="offline"`` only
     writes the spool (in ``spool_dir``, default ``OBS_SPOOL_DIR`` or ~/.cache/observatory/spool);
     ``observatory sync DIR`` uploads it later.  ``spool_max_bytes`` bounds what waits unsent;
-    past it, new points are dropped (``Run.dropped_points``).
+    past it, new points are dropped (``Run.dropped_points``).  ``heartbeat_seconds`` (default
+    ``OBS_HEARTBEAT_SECONDS`` or 5) must stay well below the server's lease
+    (``OBS_LEASE_SECONDS``, 60 s by default), or a quiet run is marked ``lost``.
     """
     if mode not in ("online", "offline"):
         raise ValueError(f"mode must be 'online' or 'offline', not {mode!r}")
@@ -211,7 +213,7 @@ def init(
         spool_dir=directory,
         spool_max_bytes=spool_max_bytes,
         flush_seconds=flush_seconds,
-        heartbeat_seconds=heartbeat_seconds,
+        heartbeat_seconds=heartbeat_seconds or float(os.environ.get("OBS_HEARTBEAT_SECONDS", 5)),
         max_points=max_points,
     )
     if connection is not None:

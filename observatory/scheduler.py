@@ -2,13 +2,18 @@
 
 The hooks are the very ones the worker's loop drives; only their data comes from the caller:
 
-- ``probe_data``: a list of ``(inputs, targets)`` batches, the same at every probe step (the
-  Hessian probe's batch, the landscape's evaluation set, the collapse probe's examples);
-- ``opposing={"monitor": (x, y) or batches, "image_shape": (h, w), ...}``: the monitored examples
-  (and ``example_loss_fn=``, the loss per example; default: cross-entropy);
-- ``grokking={"train": ..., "test": ..., "modulus": p, ...}``: the examples whose accuracies the
-  detector follows (default: ``probe_data`` for both) and, for a modular task, p (the Fourier
-  sparsity of ``model.embed.weight[:p]``).
+- ``probe_data``: ``(inputs, targets)`` or a list of such batches, the same at every probe step:
+  the Hessian probe's batch, the landscape's evaluation set, the collapse probe's examples (each
+  may have its own: ``hessian={"data": ...}``, likewise ``landscape`` and ``collapse``, which also
+  takes ``n_classes``);
+- ``opposing={"monitor": (x, y) or batches, "indices": ids, "n_train": n, "image_shape": (h, w),
+  ...}``: the monitored examples, their ids in the user's training set of n (default 0..n-1 of
+  the monitored examples themselves) and, for images,
+  thumbnails (``example_loss_fn=``: the loss per example; default: cross-entropy);
+- ``grokking={"train": ..., "test": ..., "modulus": p, "ntk_data": ..., ...}``: the examples whose
+  accuracies the detector follows (default: ``probe_data`` for both), for a modular task p (the
+  Fourier sparsity of ``model.embed.weight[:p]``), the NTK-alignment examples (default: a
+  class-balanced subset of ``train``).
 
 Every other key is the probe's config, validated by the same pydantic model as a service run's
 (``server.schemas``: same defaults, same limits).  ``True`` means the defaults.
@@ -90,36 +95,45 @@ class Probes:
         device = next(model.parameters()).device
         data = _batches(probe_data, device)
         self.hooks: list[ScheduledHook] = []
-        cfg, _ = _config(HessianProbe, hessian, ())
+        cfg, extra = _config(HessianProbe, hessian, ("data",))
         if cfg is not None:
-            self.hooks.append(HessianHook(cfg, data))
+            self.hooks.append(HessianHook(cfg, _batches(extra.get("data", data), device)))
         hessian_cfg = cfg
-        cfg, extra = _config(OpposingProbe, opposing, ("monitor", "image_shape"))
+        keys = ("monitor", "indices", "n_train", "image_shape")
+        cfg, extra = _config(OpposingProbe, opposing, keys)
         if cfg is not None:
             x, y = _joined(extra.get("monitor", data), torch.device("cpu"))
             monitor = make_monitor(
                 cfg,
                 x,
                 y,
-                np.arange(len(y)),
+                np.asarray(extra.get("indices", np.arange(len(y)))),
                 device,
-                n_train=len(y),
+                n_train=extra.get("n_train", len(y)),
                 image_shape=extra.get("image_shape"),
             )
             self.hooks.append(OpposingHook(cfg, monitor, example_loss_fn, hessian=hessian_cfg))
-        cfg, extra = _config(CollapseProbe, collapse, ("n_classes",))
+        cfg, extra = _config(CollapseProbe, collapse, ("data", "n_classes"))
         if cfg is not None:
-            self.hooks.append(CollapseHook(cfg, data, extra.get("n_classes")))
-        cfg, extra = _config(GrokkingProbe, grokking, ("train", "test", "modulus"))
+            batches = _batches(extra.get("data", data), device)
+            self.hooks.append(CollapseHook(cfg, batches, extra.get("n_classes")))
+        keys = ("train", "test", "modulus", "ntk_data")
+        cfg, extra = _config(GrokkingProbe, grokking, keys)
         if cfg is not None:
-            train = _joined(extra.get("train", data), device)
-            test = _joined(extra.get("test", data), device)
+            ntk = extra.get("ntk_data")
             self.hooks.append(
-                GrokkingHook(cfg, train, test, modulus=extra.get("modulus"), initial=initial)
+                GrokkingHook(
+                    cfg,
+                    _joined(extra.get("train", data), device),
+                    _joined(extra.get("test", data), device),
+                    ntk_data=None if ntk is None else _joined(ntk, device),
+                    modulus=extra.get("modulus"),
+                    initial=initial,
+                )
             )
-        cfg, _ = _config(LandscapeProbe, landscape, ())
+        cfg, extra = _config(LandscapeProbe, landscape, ("data",))
         if cfg is not None:
-            self.hooks.append(LandscapeHook(cfg, data))
+            self.hooks.append(LandscapeHook(cfg, _batches(extra.get("data", data), device)))
 
     def step(
         self,
