@@ -57,13 +57,15 @@ class Run:
         self.flush_seconds, self.heartbeat_seconds = flush_seconds, heartbeat_seconds
         self.max_points = max_points
         self.finished = False
-        self.spool = spool.Spool(spool_dir / f"{self.key}{spool.SUFFIX}", spool_max_bytes)
+        name = self.key.rsplit(":", 1)[-1]  # the key's uuid: a portable file name
+        self.spool = spool.Spool(spool_dir / f"{name}{spool.SUFFIX}", spool_max_bytes)
         self.spool.append(spool.INIT, spool.encode(header))
         self._lock = threading.Lock()
         self._logs: list[tuple[int, float, dict[str, Any]]] = []
         self._events: list[dict[str, Any]] = []
         self._arrays: list[tuple[str, int, dict[str, np.ndarray], dict]] = []
         self._pending = 0
+        self._probes: dict[str, dict] = {}
         self._sender = Sender(self, connection)
         self._connection = connection
 
@@ -100,10 +102,16 @@ class Run:
         with self._lock:
             self._arrays.append((probe, step, arrays, meta))
 
-    def take_buffers(self) -> tuple[list, list, list]:
+    def describe_probes(self, configs: dict[str, dict]) -> None:
+        """Send the probes' configs with the next batch (the run's ``config.probes``)."""
         with self._lock:
-            taken = self._logs, self._events, self._arrays
+            self._probes.update(configs)
+
+    def take_buffers(self) -> tuple[list, list, list, dict]:
+        with self._lock:
+            taken = self._logs, self._events, self._arrays, self._probes
             self._logs, self._events, self._arrays, self._pending = [], [], [], 0
+            self._probes = {}
         return taken
 
     def probes(

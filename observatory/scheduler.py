@@ -95,9 +95,11 @@ class Probes:
         device = next(model.parameters()).device
         data = _batches(probe_data, device)
         self.hooks: list[ScheduledHook] = []
+        configs: dict[str, dict] = {}
         cfg, extra = _config(HessianProbe, hessian, ("data",))
         if cfg is not None:
             self.hooks.append(HessianHook(cfg, _batches(extra.get("data", data), device)))
+            configs["hessian"] = cfg.model_dump(mode="json")
         hessian_cfg = cfg
         keys = ("monitor", "indices", "n_train", "image_shape")
         cfg, extra = _config(OpposingProbe, opposing, keys)
@@ -113,10 +115,12 @@ class Probes:
                 image_shape=extra.get("image_shape"),
             )
             self.hooks.append(OpposingHook(cfg, monitor, example_loss_fn, hessian=hessian_cfg))
+            configs["opposing"] = cfg.model_dump(mode="json")
         cfg, extra = _config(CollapseProbe, collapse, ("data", "n_classes"))
         if cfg is not None:
             batches = _batches(extra.get("data", data), device)
             self.hooks.append(CollapseHook(cfg, batches, extra.get("n_classes")))
+            configs["collapse"] = cfg.model_dump(mode="json")
         keys = ("train", "test", "modulus", "ntk_data")
         cfg, extra = _config(GrokkingProbe, grokking, keys)
         if cfg is not None:
@@ -131,9 +135,12 @@ class Probes:
                     initial=initial,
                 )
             )
+            configs["grokking"] = cfg.model_dump(mode="json")
         cfg, extra = _config(LandscapeProbe, landscape, ("data",))
         if cfg is not None:
             self.hooks.append(LandscapeHook(cfg, _batches(extra.get("data", data), device)))
+            configs["landscape"] = cfg.model_dump(mode="json")
+        run.describe_probes(configs)
 
     def step(
         self,

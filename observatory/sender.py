@@ -85,8 +85,8 @@ class Sender(threading.Thread):
 
     def flush(self) -> None:
         """Turn the buffered logs, events and arrays into batch records in the spool."""
-        logs, events, arrays = self.owner.take_buffers()
-        if not (logs or events or arrays):
+        logs, events, arrays, probes = self.owner.take_buffers()
+        if not (logs or events or arrays or probes):
             return
         names: list[str] = []
         steps: list[int] = []
@@ -117,6 +117,7 @@ class Sender(threading.Thread):
                 if n == 0
                 else [],
                 "step": self.owner.step,
+                "probes": probes if n == 0 else None,
             }
             if not self.owner.spool.append(spool.BATCH, spool.encode(record)):
                 self.dropped_points += len(record["metrics"]["name"])

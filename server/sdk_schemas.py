@@ -67,6 +67,11 @@ class SdkBatch(Strict):
     events: list[EventIn] = Field(default_factory=list, max_length=10_000)
     arrays: list[ArraysIn] = Field(default_factory=list, max_length=1_000)
     step: int = Field(default=0, ge=0, lt=2**62, description="the client's current step")
+    probes: dict[Annotated[str, Field(max_length=64)], dict[str, Any]] | None = Field(
+        default=None,
+        description="configs of the probes the script runs: merged into the run's "
+        "config.probes, so the dashboard shows their panels as for a service run",
+    )
 
 
 class SdkHeartbeat(Strict):

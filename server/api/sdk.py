@@ -95,6 +95,8 @@ def ingest(run: SdkRunDep, payload: JsonBody, session: SessionDep, settings: Set
     write_points(connection, run_id=run.id, points=points)
     write_events(connection, run_id=run.id, events=events)
     write_arrays(connection, run_id=run.id, records=arrays)
+    if batch.probes:
+        run.config = {**run.config, "probes": {**run.config.get("probes", {}), **batch.probes}}
     sdk_store.beat(session, run=run, step=batch.step)
     session.commit()
     notify(settings, run.id)

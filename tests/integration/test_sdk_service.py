@@ -4,41 +4,20 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import torch
 
-from server import migrate
 from tests.conftest import ROOT, Service, child_env, wait_for
 
 pytestmark = pytest.mark.integration
 SCRIPT = Path(__file__).with_name("sdk_script.py")
-
-
-@pytest.fixture
-def server_env(pg_schema_url: str, redis_url: str, tmp_path: Path) -> dict[str, str]:
-    migrate.upgrade(pg_schema_url)
-    db = random.randint(1, 15)
-    return {
-        "OBS_DATABASE_URL": pg_schema_url,
-        "OBS_BROKER_URL": f"{redis_url.rsplit('/', 1)[0]}/{db}",
-        "OBS_LEASE_SECONDS": "4",
-    }
-
-
-@pytest.fixture
-def server(server_env: dict[str, str], tmp_path: Path) -> Iterator[Service]:
-    svc = Service(tmp_path / "server", "serve", **server_env)
-    yield svc
-    svc.stop()
 
 
 def start_script(service: Service, out: Path, *args: str) -> subprocess.Popen:
@@ -102,19 +81,21 @@ def dense_top_eigenvalue(model: torch.nn.Module, state: dict, probe: tuple) -> f
     return float(torch.linalg.eigvalsh(hessian)[-1])
 
 
-def test_every_logged_value_and_the_exact_sharpness(server: Service, tmp_path: Path) -> None:
+def test_every_logged_value_and_the_exact_sharpness(sdk_server: Service, tmp_path: Path) -> None:
     out = tmp_path / "script"
-    script = start_script(server, out, "--steps", "2000", "--hessian-every", "100")
+    script = start_script(sdk_server, out, "--steps", "2000", "--hessian-every", "100")
     assert finished(script, out) == 0, (out / "script.log").read_text()
-    run = run_of(server, out)
+    run = run_of(sdk_server, out)
     assert (run["status"], run["origin"], run["step"]) == ("completed", "sdk", 1999)
+    assert run["config"]["lr"] == 0.05  # the user's config, and the probes' for the panels
+    assert run["config"]["probes"]["hessian"]["every"] == 100
     expected = json.loads((out / "expected.json").read_text())
     for name, values in expected.items():
-        steps, got = series(server, run["id"], name)
+        steps, got = series(sdk_server, run["id"], name)
         assert steps == list(range(2000))
         assert got == [values[str(s)] for s in steps]  # exactly, not approximately
     saved = torch.load(out / "states.pt", weights_only=True)
-    steps, sharpness = series(server, run["id"], "hessian.lambda_max")
+    steps, sharpness = series(sdk_server, run["id"], "hessian.lambda_max")
     assert steps == list(range(0, 2000, 100))
     model = torch.nn.Sequential(
         torch.nn.Linear(5, 6), torch.nn.Tanh(), torch.nn.Linear(6, 3)
@@ -122,15 +103,15 @@ def test_every_logged_value_and_the_exact_sharpness(server: Service, tmp_path: P
     for step, value in zip(steps, sharpness, strict=True):
         exact = dense_top_eigenvalue(model, saved["states"][step], saved["probe"])
         assert abs(value - exact) <= 1e-4 * abs(exact), step
-    spectra = httpx.get(f"{server.url}/api/runs/{run['id']}/spectra", timeout=30).json()
+    spectra = httpx.get(f"{sdk_server.url}/api/runs/{run['id']}/spectra", timeout=30).json()
     assert spectra["steps"] == steps
     assert not list((out / "spool").glob("*.spool"))  # all acknowledged: the spool is gone
 
 
 def test_server_down_for_ten_seconds_loses_and_doubles_nothing(
-    server_env: dict[str, str], tmp_path: Path
+    sdk_server_env: dict[str, str], tmp_path: Path
 ) -> None:
-    server = Service(tmp_path / "server", "serve", **server_env)
+    server = Service(tmp_path / "server", "serve", **sdk_server_env)
     out = tmp_path / "script"
     script = start_script(server, out, "--steps", "3000", "--sleep", "0.005")
     run = run_of(server, out)
@@ -140,7 +121,7 @@ def test_server_down_for_ten_seconds_loses_and_doubles_nothing(
     wait_for(lambda: list((out / "spool").glob("*.spool")), 10, "the spool")
     time.sleep(10)
     assert script.poll() is None, (out / "script.log").read_text()  # still training meanwhile
-    server = Service(tmp_path / "server2", "serve", port=server.port, **server_env)
+    server = Service(tmp_path / "server2", "serve", port=server.port, **sdk_server_env)
     try:
         assert finished(script, out) == 0, (out / "script.log").read_text()
         run = httpx.get(f"{server.url}/api/runs/{run['id']}", timeout=30).json()
@@ -157,23 +138,23 @@ def test_server_down_for_ten_seconds_loses_and_doubles_nothing(
 
 
 def test_a_script_that_raises_fails_the_run_with_its_traceback(
-    server: Service, tmp_path: Path
+    sdk_server: Service, tmp_path: Path
 ) -> None:
     out = tmp_path / "script"
-    script = start_script(server, out, "--steps", "50", "--raise-at", "20")
+    script = start_script(sdk_server, out, "--steps", "50", "--raise-at", "20")
     assert finished(script, out) == 1
-    run = run_of(server, out)
+    run = run_of(sdk_server, out)
     assert run["status"] == "failed"
     assert "Traceback" in run["error"] and "the user's script broke at step 20" in run["error"]
-    steps, _ = series(server, run["id"], "train.loss")
+    steps, _ = series(sdk_server, run["id"], "train.loss")
     assert steps == list(range(20))  # what it logged before the error is kept
 
 
-def test_a_killed_script_is_lost_after_the_lease(server: Service, tmp_path: Path) -> None:
+def test_a_killed_script_is_lost_after_the_lease(sdk_server: Service, tmp_path: Path) -> None:
     out = tmp_path / "script"
-    script = start_script(server, out, "--steps", "50", "--hang-at", "10")
+    script = start_script(sdk_server, out, "--steps", "50", "--hang-at", "10")
     wait_for(lambda: (out / "hanging").exists(), 60, "the script to reach step 10")
-    run_url = f"{server.url}/api/runs/{run_of(server, out)['id']}"
+    run_url = f"{sdk_server.url}/api/runs/{run_of(sdk_server, out)['id']}"
     time.sleep(8)  # twice the lease: a quiet script that still beats stays running
     assert httpx.get(run_url, timeout=30).json()["status"] == "running"
     os.kill(script.pid, signal.SIGKILL)
