@@ -1,21 +1,25 @@
 """SDK logging overhead in a ~0.6 ms/step loop (target ≤ 3 %), beside TensorBoard's writer.
 
-Four variants of one user-written loop (digits MLP, hidden 128, minibatch 128, CPU, one thread),
-alternating so that drifting machine load hits all alike; each logs ``train.loss`` (a tensor)
-and ``lr`` every step:
+Four copies of one user-written loop (digits MLP, hidden 128, minibatch 128, CPU, one thread),
+each run in segments of ``--steps`` steps, the four segments of a round in a fresh random order,
+so that drifting machine load hits all alike; the overhead is the median over rounds of each
+variant's segment time over the bare loop's in the same round.  Each logs ``train.loss`` (a
+tensor) and ``lr`` every step, one run (or writer) per variant for the whole benchmark:
 - off: the bare loop, nothing logged;
 - sdk: ``run.log`` to a real ``observatory serve`` (started here: SQLite, Redis notifications);
 - sdk-offline: ``run.log`` with ``mode="offline"`` (the spool only: no network);
 - tensorboard: ``torch.utils.tensorboard.SummaryWriter.add_scalar`` (event files).
-The timed part is the loop; ``finish``/``close`` (sending what is left) is reported apart.
+The timed part is the loop; ``finish``/``close`` (sending what is left) is reported apart, and
+the online run's stored point count is checked against what was logged.
 
-    PYTHONPATH=. OMP_NUM_THREADS=1 python bench/sdk_overhead.py [--repeat 7] [--steps 5000]
+    PYTHONPATH=. OMP_NUM_THREADS=1 python bench/sdk_overhead.py [--rounds 21] [--steps 1000]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -57,73 +61,94 @@ def start_server(data: Path, port: int) -> subprocess.Popen:
     raise RuntimeError("the server did not start")
 
 
-def loop(steps: int, log: Callable[[dict, int], None] | None) -> float:
-    """Seconds of ``steps`` SGD steps of the digits MLP, logging through ``log``."""
-    torch.manual_seed(0)
-    task = build_task(DigitsTask(hidden=128), 0)
-    model, x, y = task.model, task.train_x, task.train_y
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
-    batches = torch.randint(0, len(y), (steps, 128))
-    start = time.perf_counter()
-    for step in range(steps):
-        idx = batches[step]
-        loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if log is not None:
-            log({"train.loss": loss.detach(), "lr": 0.05}, step)
-    return time.perf_counter() - start
+class Loop:
+    """The user's training loop, resumable: ``segment(n, log)`` runs its next ``n`` steps."""
+
+    def __init__(self) -> None:
+        torch.manual_seed(0)
+        task = build_task(DigitsTask(hidden=128), 0)
+        self.model, self.x, self.y = task.model, task.train_x, task.train_y
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.05)
+        self.step = 0
+
+    def segment(self, steps: int, log: Callable[[dict, int], None] | None) -> float:
+        batches = torch.randint(0, len(self.y), (steps, 128))
+        model, optimizer, x, y = self.model, self.optimizer, self.x, self.y
+        start = time.perf_counter()
+        for i in range(steps):
+            idx = batches[i]
+            loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if log is not None:
+                log({"train.loss": loss.detach(), "lr": 0.05}, self.step + i)
+        self.step += steps
+        return time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--steps", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=21)
+    parser.add_argument("--steps", type=int, default=1000, help="steps per variant per round")
     parser.add_argument("--port", type=int, default=8799)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    times: dict[str, list[float]] = {"off": [], "sdk": [], "sdk-offline": [], "tensorboard": []}
-    closing: dict[str, list[float]] = {k: [] for k in times}
+    names = ["off", "sdk", "sdk-offline", "tensorboard"]
+    times: dict[str, list[float]] = {k: [] for k in names}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         server = start_server(root, args.port)
         try:
-            for _ in range(args.repeat):
-                times["off"].append(loop(args.steps, None))
-                for mode in ("online", "offline"):
-                    run = obs.init(
-                        name="bench",
-                        server=f"http://127.0.0.1:{args.port}",
-                        mode=mode,
-                        spool_dir=root / "spool",
-                    )
-                    name = "sdk" if mode == "online" else "sdk-offline"
-                    times[name].append(loop(args.steps, lambda v, s, run=run: run.log(v, step=s)))
-                    start = time.perf_counter()
-                    run.finish()
-                    closing[name].append(time.perf_counter() - start)
-                writer = SummaryWriter(str(root / f"tb-{len(times['off'])}"))
+            url = f"http://127.0.0.1:{args.port}"
+            online = obs.init(name="bench", server=url, spool_dir=root / "spool")
+            offline = obs.init(name="bench", mode="offline", spool_dir=root / "offline")
+            writer = SummaryWriter(str(root / "tb"))
 
-                def add(values: dict, step: int, writer: SummaryWriter = writer) -> None:
-                    for tag, value in values.items():
-                        writer.add_scalar(tag, value, step)
+            def add(values: dict, step: int) -> None:
+                for tag, value in values.items():
+                    writer.add_scalar(tag, value, step)
 
-                times["tensorboard"].append(loop(args.steps, add))
+            logs = {
+                "off": None,
+                "sdk": lambda v, s: online.log(v, step=s),
+                "sdk-offline": lambda v, s: offline.log(v, step=s),
+                "tensorboard": add,
+            }
+            loops = {k: Loop() for k in names}
+            for k in names:  # warm-up
+                loops[k].segment(200, logs[k])
+            rng = random.Random(0)
+            for _ in range(args.rounds):
+                for k in rng.sample(names, len(names)):  # a fresh order every round
+                    times[k].append(loops[k].segment(args.steps, logs[k]))
+            finish = {}
+            for k, closing in (("sdk", online.finish), ("sdk-offline", offline.finish)):
                 start = time.perf_counter()
-                writer.close()
-                closing["tensorboard"].append(time.perf_counter() - start)
+                closing()
+                finish[k] = time.perf_counter() - start
+            start = time.perf_counter()
+            writer.close()
+            finish["tensorboard"] = time.perf_counter() - start
+            stored = httpx.get(
+                f"{url}/api/runs/{online.id}/metrics",
+                params={"names": "train.loss", "max_points": 0},
+                timeout=60,
+            ).json()["series"][0]["total_points"]
         finally:
             server.terminate()
             server.wait()
-    base = statistics.median(times["off"])
-    print(f"{args.steps} steps, {args.repeat} rounds, medians (min–max)")
-    for name, values in times.items():
-        med = statistics.median(values)
-        close = f", finish {statistics.median(closing[name]) * 1e3:.0f} ms" if closing[name] else ""
+    total = args.rounds * args.steps + 200
+    print(f"{args.rounds} rounds x {args.steps} steps per variant (random order per round)")
+    print(f"server stored {stored}/{total} train.loss points of the online run")
+    base = times["off"]
+    for k in names:
+        ratios = [t / b for t, b in zip(times[k], base, strict=True)]
+        med = statistics.median(times[k])
+        extra = f", finish {finish[k] * 1e3:.0f} ms" if k in finish else ""
         print(
-            f"{name:12s} {med:.3f} s ({min(values):.3f}–{max(values):.3f}) "
-            f"{med / args.steps * 1e3:.3f} ms/step  overhead {100 * (med / base - 1):+.1f} %{close}"
+            f"{k:12s} {med / args.steps * 1e3:.3f} ms/step (median)  vs off, median of the "
+            f"per-round ratios: {100 * (statistics.median(ratios) - 1):+.1f} %{extra}"
         )
 
 

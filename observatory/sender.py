@@ -31,18 +31,22 @@ MAX_BACKOFF = 5.0
 
 
 def read_values(values: list[Any]) -> list[float]:
-    """Logged values as floats: tensors read in one transfer per device (a single host sync)."""
+    """Logged values as floats: tensors read in one transfer per device (a single host sync).
+
+    Tensors of one device, dtype and shape are stacked as they are (one op for the group, not
+    three per tensor), then converted to float64 and copied to the host together."""
     out = [0.0] * len(values)
-    groups: dict[torch.device, list[int]] = defaultdict(list)
+    groups: dict[tuple, list[int]] = defaultdict(list)
     for i, value in enumerate(values):
         if isinstance(value, torch.Tensor):
-            groups[value.device].append(i)
+            groups[value.device, value.dtype, value.shape].append(i)
         else:
             out[i] = float(value)
-    for indices in groups.values():
-        stacked = torch.stack([values[i].detach().reshape(()).double() for i in indices])
-        for i, value in zip(indices, stacked.cpu().tolist(), strict=True):
-            out[i] = value
+    with torch.no_grad():
+        for indices in groups.values():
+            stacked = torch.stack([values[i] for i in indices]).reshape(-1).double()
+            for i, value in zip(indices, stacked.cpu().tolist(), strict=True):
+                out[i] = value
     return out
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 import observatory as obs
 from observatory import spool
+from observatory.sender import read_values
 from tests.sdk_records import SpoolContents, only_file
 
 
@@ -52,3 +54,22 @@ def test_a_torn_last_record_is_skipped(tmp_path: Path) -> None:
     whole = path.read_bytes()
     path.write_bytes(whole[:-3])  # a crash in the middle of the last write
     assert [kind for _, kind, _ in spool.read(path)] == [spool.INIT]
+
+
+def test_logged_tensors_of_any_dtype_and_shape_are_read_exactly() -> None:
+    values = [
+        torch.tensor(0.1),  # float32
+        torch.tensor([2.5], dtype=torch.float16),
+        torch.tensor(7),
+        torch.tensor(1.0, requires_grad=True) * 3,  # still attached to a graph
+        0.3,
+        torch.tensor(1 / 3, dtype=torch.float64),
+    ]
+    assert read_values(values) == [float(torch.tensor(0.1)), 2.5, 7.0, 3.0, 0.3, 1 / 3]
+
+
+def test_a_tensor_of_several_elements_is_refused_at_the_call(tmp_path: Path) -> None:
+    run = obs.init(mode="offline", spool_dir=tmp_path)
+    with pytest.raises(ValueError, match="one element"):
+        run.log({"loss": torch.ones(2)}, step=0)
+    run.finish()
