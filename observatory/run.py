@@ -114,6 +114,14 @@ class Run:
             self._probes = {}
         return taken
 
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Hand everything logged so far to the background thread now and wait until it has
+        spooled it and tried to send it (e.g. before a checkpoint).  False on a timeout."""
+        done = threading.Event()
+        self._sender.flushes.put(done)
+        self._sender.wake.set()
+        return done.wait(timeout)
+
     def probes(
         self,
         model: torch.nn.Module,

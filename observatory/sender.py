@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import queue
 import threading
 import time
 from collections import defaultdict
@@ -65,6 +66,7 @@ class Sender(threading.Thread):
         self.owner, self.connection = owner, connection
         self.wake = threading.Event()
         self.stopping = threading.Event()
+        self.flushes: queue.SimpleQueue[threading.Event] = queue.SimpleQueue()
         self.dropped_points = 0
         self.rejected: str | None = None  # why the server refused the run for good
         self._retry_at = 0.0
@@ -76,6 +78,8 @@ class Sender(threading.Thread):
             self.wake.wait(self.owner.flush_seconds)
             self.wake.clear()
             self.tick()
+            while not self.flushes.empty():
+                self.flushes.get().set()
 
     def tick(self) -> None:
         try:
