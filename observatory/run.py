@@ -164,6 +164,11 @@ class Run:
             self._connection.close()
 
     @property
+    def background_seconds(self) -> float:
+        """CPU seconds the background thread spent batching, encoding, spooling and sending."""
+        return self._sender.cpu_seconds
+
+    @property
     def dropped_points(self) -> int:
         """Points dropped because the spool was full while the server was unreachable."""
         return self._sender.dropped_points

@@ -68,6 +68,7 @@ class Sender(threading.Thread):
         self.stopping = threading.Event()
         self.flushes: queue.SimpleQueue[threading.Event] = queue.SimpleQueue()
         self.dropped_points = 0
+        self.cpu_seconds = 0.0  # CPU time this thread spent in its ticks
         self.rejected: str | None = None  # why the server refused the run for good
         self._retry_at = 0.0
         self._backoff = 0.5
@@ -82,12 +83,14 @@ class Sender(threading.Thread):
                 self.flushes.get().set()
 
     def tick(self) -> None:
+        started = time.thread_time()
         try:
             self.flush()
             self.send()
             self.beat()
         except Exception:  # the thread must not die: the records stay in the spool
             log.exception("observatory: sending failed; the records stay in the spool")
+        self.cpu_seconds += time.thread_time() - started
 
     # --- batching ---------------------------------------------------------------------------
 

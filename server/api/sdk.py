@@ -96,7 +96,9 @@ def ingest(run: SdkRunDep, payload: JsonBody, session: SessionDep, settings: Set
     write_events(connection, run_id=run.id, events=events)
     write_arrays(connection, run_id=run.id, records=arrays)
     if batch.probes:
-        run.config = {**run.config, "probes": {**run.config.get("probes", {}), **batch.probes}}
+        known = run.config.get("probes")
+        known = known if isinstance(known, dict) else {}  # a user's own "probes" entry loses
+        run.config = {**run.config, "probes": {**known, **batch.probes}}
     sdk_store.beat(session, run=run, step=batch.step)
     session.commit()
     notify(settings, run.id)
