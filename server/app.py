@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from server.api.main import api_router, public_router
 from server.security import RequestGuard
+from server.sweep import sweeping
 
 FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -42,6 +43,7 @@ def create_app() -> FastAPI:
         title="Training Dynamics Observatory",
         version="0.1.0",
         generate_unique_id_function=_operation_id,
+        lifespan=sweeping,
     )
     app.include_router(api_router)
     app.include_router(public_router)

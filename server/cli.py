@@ -203,6 +203,30 @@ def runs(
     console.print(f"{data['count']} runs")
 
 
+@app.command()
+def sync(
+    directory: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="spool dir")],
+    api: ApiOption = DEFAULT_API,
+    token: TokenOption = None,
+) -> None:
+    """Upload the SDK spools in DIRECTORY (offline runs, or runs that lost the server)."""
+    from observatory import client, spool  # the SDK (and torch) only for this command
+
+    connection = client.Connection(api, token)
+    failed = 0
+    for path in sorted(directory.glob(f"*{spool.SUFFIX}")):
+        try:
+            run_id = client.upload(path, connection)
+        except (client.Unreachable, client.Rejected, ValueError) as error:
+            console.print(f"[red]{path.name}: {error}[/]")
+            failed += 1
+            continue
+        path.rename(path.with_name(path.name + ".synced"))
+        console.print(f"{path.name}: run {run_id} {api}/runs/{run_id}")
+    if failed:
+        raise typer.Exit(1)
+
+
 def _request(method: str, url: str, token: str | None, **kwargs) -> httpx.Response:  # noqa: ANN003
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:

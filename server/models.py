@@ -32,13 +32,19 @@ class RunStatus(enum.StrEnum):
     completed = "completed"
     failed = "failed"
     cancelled = "cancelled"
+    lost = "lost"  # an SDK run whose process stopped beating without finishing
 
     @property
     def finished(self) -> bool:
         return self in FINISHED
 
 
-FINISHED = frozenset({RunStatus.completed, RunStatus.failed, RunStatus.cancelled})
+FINISHED = frozenset({RunStatus.completed, RunStatus.failed, RunStatus.cancelled, RunStatus.lost})
+
+
+class RunOrigin(enum.StrEnum):
+    worker = "worker"  # queued, claimed and trained by a Celery worker
+    sdk = "sdk"  # streamed by a user's own process (``observatory.init``)
 
 
 class UTCDateTime(TypeDecorator):
@@ -63,6 +69,7 @@ class Run(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), index=True, default=RunStatus.queued)
+    origin: Mapped[str] = mapped_column(String(16), default=RunOrigin.worker)
     config: Mapped[dict]
     tags: Mapped[list] = mapped_column(default=list)
     queue: Mapped[str] = mapped_column(String(32))

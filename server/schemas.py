@@ -470,6 +470,7 @@ class RunPublic(BaseModel):
     id: int
     name: str
     status: str
+    origin: str = Field(description="worker: trained by the service; sdk: a user's own script")
     config: dict
     tags: list[str]
     queue: str

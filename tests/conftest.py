@@ -58,8 +58,10 @@ def stop_process(process: subprocess.Popen, grace: float = 30.0) -> None:
 class Service:
     """``observatory up`` (or ``serve``) in a subprocess, with its log kept for failures."""
 
-    def __init__(self, data_dir: Path, command: str = "up", **env: str) -> None:
-        self.port = free_port()
+    def __init__(
+        self, data_dir: Path, command: str = "up", port: int | None = None, **env: str
+    ) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir / f"{command}-{self.port}.log"
         data_dir.mkdir(parents=True, exist_ok=True)

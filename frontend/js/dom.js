@@ -27,8 +27,9 @@ export function h(tag, props = {}, ...children) {
   return el;
 }
 
-export const STATUSES = ["queued", "running", "completed", "failed", "cancelled"];
-export const FINISHED = new Set(["completed", "failed", "cancelled"]);
+export const STATUSES = ["queued", "running", "completed", "failed", "cancelled", "lost"];
+// lost: an SDK run whose script stopped beating without finishing (it may come back)
+export const FINISHED = new Set(["completed", "failed", "cancelled", "lost"]);
 
 export function statusBadge(status) {
   return h("span", { class: `badge status-${status}` }, status);

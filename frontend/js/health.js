@@ -22,7 +22,8 @@ export function mountHealth(container) {
   async function busyWorkers() {
     try {
       const { data } = await api.listRuns({ status: "running", limit: 100 });
-      return data.map((run) => run.worker).filter(Boolean);
+      // SDK runs are trained by a user's script, not a worker: not listed as busy workers
+      return data.filter((run) => run.origin !== "sdk").map((run) => run.worker).filter(Boolean);
     } catch {
       return [];
     }

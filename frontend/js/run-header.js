@@ -75,6 +75,7 @@ export function mountRunHeader(container, { runId, onCancel }) {
     const pct = Math.round((run.progress ?? 0) * 100);
     stepCounter.textContent = `step ${run.step.toLocaleString()} / ${run.total_steps.toLocaleString()} (${pct}%)`;
     facts.replaceChildren(
+      fact("origin", run.origin),
       fact("device", run.device),
       fact("worker", run.worker),
       fact("queue", run.queue),

@@ -18,6 +18,12 @@ import {
 const POLL_MS = 2000;
 const PAGE_SIZE = 25;
 
+// SDK runs are trained by a user's script: "sdk · <host>" (its key is host:pid:uuid).
+export function runnerText(run) {
+  if (run.origin === "sdk") return ["sdk", (run.worker ?? "").split(":")[0]].filter(Boolean).join(" · ");
+  return [run.device, run.worker].filter(Boolean).join(" · ") || "–";
+}
+
 function setText(el, text) {
   if (el.textContent !== text) el.textContent = text;
 }
@@ -160,7 +166,7 @@ export function mountRunsTable(container) {
       }
       setText(created, formatAgo(next.created_at));
       created.title = formatTime(next.created_at);
-      setText(device, [next.device, next.worker].filter(Boolean).join(" · ") || "–");
+      setText(device, runnerText(next));
       cancel.hidden = FINISHED.has(next.status);
       cancel.disabled = next.cancel_requested;
     }

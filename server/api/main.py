@@ -7,7 +7,18 @@ and the login page's ``/session`` are on ``public_router``.
 
 from fastapi import APIRouter, Depends
 
-from server.api import auth, events, health, metrics, outliers, results, runs, stream, tokens
+from server.api import (
+    auth,
+    events,
+    health,
+    metrics,
+    outliers,
+    results,
+    runs,
+    sdk,
+    stream,
+    tokens,
+)
 
 api_router = APIRouter(prefix="/api", dependencies=[Depends(auth.authorize)])
 for module_router in (
@@ -19,6 +30,7 @@ for module_router in (
     outliers.router,
     stream.router,
     tokens.router,
+    sdk.router,
 ):
     api_router.include_router(module_router)
 

@@ -19,6 +19,7 @@ from server.models import (
     Metric,
     MetricBucket,
     Run,
+    RunOrigin,
     RunStatus,
     Series,
     utcnow,
@@ -214,6 +215,7 @@ def reclaim_orphans(
         (Run.status == RunStatus.running)
         & (Run.heartbeat_at < _lease_cutoff(lease_seconds))
         & (Run.worker != worker)
+        & (Run.origin == RunOrigin.worker)  # SDK runs become lost instead (store.sdk)
     )
     requeued, ended = [], []
     for run_id, queue, cancel, attempts in session.execute(

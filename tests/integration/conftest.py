@@ -1,4 +1,5 @@
-"""The at-scale set-up shared by the multi-process tests: PostgreSQL + Redis, a short lease."""
+"""Fixtures of the multi-process tests: the at-scale set-up (PostgreSQL + Redis, a short lease)
+and an ``observatory serve`` for the SDK's scripts."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import redis
+
+from tests.conftest import Service
 
 
 @pytest.fixture
@@ -27,3 +30,16 @@ def scale_env(pg_schema_url: str, redis_url: str, tmp_path: Path) -> Iterator[di
         "OBS_CHECKPOINT_DIR": str(tmp_path / "shared-checkpoints"),
     }
     client.flushdb()
+
+
+@pytest.fixture
+def sdk_server_env(scale_env: dict[str, str]) -> dict[str, str]:
+    """The SDK tests' server: a lease long enough for a script's heartbeat under load."""
+    return {**scale_env, "OBS_LEASE_SECONDS": "4"}
+
+
+@pytest.fixture
+def sdk_server(sdk_server_env: dict[str, str], tmp_path: Path) -> Iterator[Service]:
+    svc = Service(tmp_path / "server", "serve", **sdk_server_env)
+    yield svc
+    svc.stop()

@@ -22,6 +22,7 @@ from tests.integration.test_grokking_service import GROKKING
 from tests.recording import Recorder
 from worker.probe_hooks import build_hooks
 from worker.probe_hooks.grokking import SEED_OFFSET, balanced_subset
+from worker.probe_hooks.service import build_hook, probe_step
 from worker.probes.grokking import (
     GENERALIZED,
     MEMORIZED,
@@ -147,7 +148,7 @@ def test_progress_measures_are_the_library_values(straight: tuple[Log, Snapshot]
         fourier_sparsity(model.embed.weight, k=5, p=23).sparsity, rel=1e-12
     )
     task = build_task(config().task, 0)
-    x, y = balanced_subset(task, 32, 4, SEED_OFFSET)  # seed 0 + offset
+    x, y = balanced_subset(task.train_x, task.train_y, 32, 4, SEED_OFFSET)  # seed 0 + offset
     assert torch.bincount(y).tolist() == [4] * 8
     want = ntk_alignment(model, x, y, projections=2, seed=0).alignment
     assert got["grok.ntk_alignment"] == pytest.approx(want, rel=1e-9)
@@ -206,12 +207,12 @@ def test_theta0_is_rebuilt_from_the_seed_outside_the_rng_stream(
 ) -> None:
     """After a resume the hook's first call is at s > 0: θ₀ comes from the task builder."""
     cfg = config()
-    (hook,) = build_hooks(cfg)
     task = build_task(cfg.task, cfg.seed)
+    hook = build_hook("grokking", cfg, task, torch.device("cpu"))
     ctx = StepContext(700, cfg, task, task.model, None, torch.device("cpu"), Recorder(), 0.01)
     torch.manual_seed(123)
     rng = torch.get_rng_state()
-    initial = hook.initial(ctx)
+    initial = hook.initial(probe_step(ctx))
     assert torch.equal(torch.get_rng_state(), rng)
     for name, value in snapshot(straight[1].taken[0]).items():
         assert torch.equal(initial[name], value), name

@@ -103,7 +103,15 @@ def test_hook_stores_what_the_library_computes() -> None:
     train(config, reporter, hooks=[*build_hooks(config), snapshot])
     assert sorted(reporter.arrays_at) == [0, 10, 20]
     for step, (model, optimizer, ctx) in snapshot.taken.items():
-        data = [fixed_subset(ctx.task, 100, config.seed + SEED_OFFSET, torch.device("cpu"))]
+        data = [
+            fixed_subset(
+                ctx.task.train_x,
+                ctx.task.train_y,
+                100,
+                config.seed + SEED_OFFSET,
+                torch.device("cpu"),
+            )
+        ]
         assert len(data[0][1]) == 100
         loss, seed = ctx.task.loss_fn, config.seed
         want = top_eigenvalues(model, loss, data, k=3, tol=1e-4, which="both", seed=seed)
@@ -215,12 +223,12 @@ def test_warm_hook_is_within_the_bound_of_cold_lanczos_and_logs_batch_sharpness(
     reporter, snapshot = Recorder(), Snapshot(10)
     train(config, reporter, hooks=[hook, snapshot])
     for step, (model, _, ctx) in sorted(snapshot.taken.items()):
-        data = hook.data(ctx)
+        data = hook.hook.data
         cold = top_eigenvalues(model, ctx.task.loss_fn, data, k=2, tol=1e-8, which="both")
         arrays, _ = reporter.arrays_at[step]
         bound = 1e-6 * abs(float(cold.eigenvalues[0])) + arrays["residuals"]
         assert np.all(np.abs(arrays["eigenvalues"] - cold.eigenvalues.numpy()) <= 2 * bound)
-        want = batch_sharpness(model, ctx.task.loss_fn, hook.minibatches(ctx)).value
+        want = batch_sharpness(model, ctx.task.loss_fn, hook.hook.minibatches(step)).value
         assert reporter.points[step]["hessian.batch_sharpness"] == pytest.approx(want, rel=1e-9)
 
     top = {"every": 10, "k": 1, "batch_size": 500, "tol": 1e-3, "smallest": False}

@@ -14,7 +14,8 @@ from server.schemas import RunConfig
 from tests.recording import Recorder, Snapshot
 from worker.probe_hooks import build_hooks
 from worker.probe_hooks.common import fixed_subset
-from worker.probe_hooks.landscape import DIRECTIONS, PROBE, SEED_OFFSET, LandscapeHook
+from worker.probe_hooks.landscape import DIRECTIONS, PROBE, SEED_OFFSET
+from worker.probe_hooks.service import ServiceHook
 from worker.probes.directions import trajectory_pca
 from worker.probes.hessian import top_eigenvalues
 from worker.probes.landscape import surface
@@ -53,7 +54,15 @@ def config(probe: dict, steps: int = 20, **extra: object) -> RunConfig:
 
 
 def eval_data(ctx: StepContext) -> list:
-    return [fixed_subset(ctx.task, EVAL, ctx.config.seed + SEED_OFFSET, torch.device("cpu"))]
+    return [
+        fixed_subset(
+            ctx.task.train_x,
+            ctx.task.train_y,
+            EVAL,
+            ctx.config.seed + SEED_OFFSET,
+            torch.device("cpu"),
+        )
+    ]
 
 
 def stored_directions(reporter: Recorder, step: int, model: torch.nn.Module) -> tuple:
@@ -230,10 +239,12 @@ def test_hessian_axes_curvature_is_the_top_eigenvalue() -> None:
     model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
     task = Task(x, y, x, y, model, 3)
     reporter, optimizer = Recorder(), torch.optim.SGD(model.parameters(), lr=0.1)
-    LandscapeHook(cfg.probes.landscape)(
+    ServiceHook("landscape")(
         StepContext(0, cfg, task, model, optimizer, torch.device("cpu"), reporter, 0.1)
     )
-    data = [fixed_subset(task, EVAL, cfg.seed + SEED_OFFSET, torch.device("cpu"))]
+    data = [
+        fixed_subset(task.train_x, task.train_y, EVAL, cfg.seed + SEED_OFFSET, torch.device("cpu"))
+    ]
     top = top_eigenvalues(model, task.loss_fn, data, k=2, tol=1e-6)
     arrays, meta = reporter.results[PROBE, 0]
     assert meta["eigenvalues"] == pytest.approx(top.eigenvalues.tolist(), rel=1e-3)
@@ -260,7 +271,7 @@ def test_large_models_store_no_directions(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr("worker.probe_hooks.landscape.STORE_MAX_PARAMETERS", 100)
     cfg = config({"every": 20, "kind": "random"})
     reporter = Recorder()
-    train(cfg, reporter, hooks=[LandscapeHook(cfg.probes.landscape)])
+    train(cfg, reporter, hooks=[ServiceHook("landscape")])
     assert reporter.results[PROBE, 20][1]["directions_stored"] is False
     assert (DIRECTIONS, 20) not in reporter.results
 

@@ -13,7 +13,8 @@ from pydantic import ValidationError
 from server.schemas import ProbesConfig, RunConfig
 from tests.recording import Recorder
 from worker.probe_hooks import build_hooks
-from worker.probe_hooks.opposing import MONITOR, PROBE, OpposingHook
+from worker.probe_hooks.opposing import MONITOR, PROBE
+from worker.probe_hooks.service import ServiceHook
 from worker.training.loop import StepContext, train
 from worker.training.tasks import build_task
 
@@ -124,7 +125,7 @@ def test_spikes_name_the_groups_before_them_and_survive_a_checkpoint() -> None:
     losses[40] = 5.0  # a spike before the checkpoint at 46
     losses[52] = 4.0  # and one 6 steps after it: needs the restored detector history
     reporter = Recorder()
-    hook = OpposingHook(config.probes.opposing)
+    hook = ServiceHook("opposing")
     for step in range(46):
         hook(fake_context(config, task, step, None if step == 0 else losses[step - 1], reporter))
     assert ("loss.spike", 40) not in reporter.events  # read at the next probe step or checkpoint
@@ -142,7 +143,7 @@ def test_spikes_name_the_groups_before_them_and_survive_a_checkpoint() -> None:
 
     buffer.seek(0)
     state = torch.load(buffer, weights_only=True)["hooks"][hook.name]
-    resumed, replay = OpposingHook(config.probes.opposing), Recorder()
+    resumed, replay = ServiceHook("opposing"), Recorder()
     resumed.load_state_dict(state)
     for step in range(46, 61):
         resumed(fake_context(config, task, step, None if step == 46 else losses[step - 1], replay))

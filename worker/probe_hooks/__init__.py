@@ -1,38 +1,14 @@
-"""Probe scheduling: turns the RunConfig's ``probes`` entries into loop hooks.
+"""Probe scheduling: loop hooks that run the probes of ``worker.probes`` and report results.
 
-Each probe has a module here whose hook class takes that probe's config entry and implements
-``worker.training.loop.StepHook`` (usually by subclassing ``common.ScheduledHook``); it is listed
-in ``FACTORIES`` under its ``ProbesConfig`` field name.  The probe itself stays a plain library in
-``worker.probes``; the hook only schedules it and reports its results.
+Each probe has a module here whose hook class takes that probe's config entry and the data it
+probes (not the service's ``Task``), and runs on a ``common.ProbeStep``; the worker's loop drives
+them through ``service`` (which builds their data from the task), the ``observatory`` SDK from a
+user's own script.  The probe itself stays a plain library in ``worker.probes``; the hook only
+schedules it and reports its results.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from worker.probe_hooks.service import build_hooks
 
-from server.schemas import RunConfig
-from worker.probe_hooks.collapse import CollapseHook
-from worker.probe_hooks.grokking import GrokkingHook
-from worker.probe_hooks.hessian import HessianHook
-from worker.probe_hooks.landscape import LandscapeHook
-from worker.probe_hooks.opposing import OpposingHook
-from worker.training.loop import StepHook
-
-FACTORIES: dict[str, Callable[[Any], StepHook]] = {
-    # "<ProbesConfig field>": HookClass,  — one line per probe
-    "hessian": HessianHook,
-    "opposing": OpposingHook,
-    "collapse": CollapseHook,
-    "grokking": GrokkingHook,
-    "landscape": LandscapeHook,
-}
-
-
-def build_hooks(config: RunConfig) -> list[StepHook]:
-    hooks = []
-    for name in type(config.probes).model_fields:
-        entry = getattr(config.probes, name)
-        if entry is not None:
-            hooks.append(FACTORIES[name](entry))
-    return hooks
+__all__ = ["build_hooks"]

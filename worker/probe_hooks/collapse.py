@@ -28,9 +28,8 @@ import torch
 from torch import nn
 
 from server.schemas import CollapseProbe
-from worker.probe_hooks.common import ScheduledHook
+from worker.probe_hooks.common import Batch, ProbeStep, ScheduledHook
 from worker.probes.collapse import NeuralCollapse, collect
-from worker.training.loop import StepContext
 
 log = logging.getLogger(__name__)
 
@@ -64,29 +63,27 @@ def scalars(result: NeuralCollapse) -> dict[str, float]:
 class CollapseHook(ScheduledHook):
     name = PROBE
 
-    def __init__(self, config: CollapseProbe) -> None:
+    def __init__(
+        self, config: CollapseProbe, data: list[Batch], n_classes: int | None = None
+    ) -> None:
+        """``data``: labelled batches on the model's device, the same at every step (at most
+        ``max_examples`` of them are used); ``n_classes``: default, the classifier's outputs."""
         super().__init__(config.every)
         self.config = config
-        self._data: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self.data = data
+        self.n_classes = n_classes
 
-    def data(self, ctx: StepContext) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """The first ``max_examples`` training examples, in batches on the device (kept)."""
-        if self._data is None:
-            n = self.config.max_examples
-            x, y = ctx.task.train_x[:n].to(ctx.device), ctx.task.train_y[:n].to(ctx.device)
-            self._data = [(x[i : i + BATCH], y[i : i + BATCH]) for i in range(0, len(y), BATCH)]
-        return self._data
-
-    def probe(self, ctx: StepContext) -> None:
+    def probe(self, ctx: ProbeStep) -> None:
         main = last_linear(ctx.model)
         extra = [name for name in self.config.layers or [] if name != main]
         start = time.perf_counter()
         try:
             results = collect(
                 ctx.model,
-                self.data(ctx),
+                self.data,
                 layers=[main, *extra],
-                n_classes=ctx.task.n_classes,
+                max_examples=self.config.max_examples,
+                n_classes=self.n_classes,
                 max_points_per_class=self.config.points_per_class,
             )
         except torch.linalg.LinAlgError:  # non-finite features: the run diverged

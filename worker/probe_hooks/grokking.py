@@ -14,18 +14,20 @@ Stored at every probe step s (docs/probes/grokking.md, "In the service"):
 The accuracies fed to the monitor are the hook's own evaluation of θ_s (eval mode, no grad) on
 the first ``eval_examples`` of each split, the same examples as the loop's logged ``test.acc``, so
 the events sit on the logged curves.  The hook keeps the points it fed in its checkpoint state and
-replays them into a fresh monitor on resume.  θ₀ is not stored: it is rebuilt from the run's seed
-(the task builders are deterministic), outside the run's RNG stream.
+replays them into a fresh monitor on resume.  θ₀ is not stored: the hook takes θ_s at step 0, and
+after a resume asks its ``initial`` callable (the service rebuilds the model from the run's seed,
+outside the run's RNG stream; without one, θ_s of the first probe step stands in).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from server.schemas import GrokkingProbe, ModularTask
-from worker.probe_hooks.common import ScheduledHook
+from server.schemas import GrokkingProbe
+from worker.probe_hooks.common import Batch, ProbeStep, ScheduledHook
 from worker.probes.grokking import (
     GENERALIZED,
     GrokkingMonitor,
@@ -35,19 +37,17 @@ from worker.probes.grokking import (
     snapshot,
     weight_norm,
 )
-from worker.training.loop import StepContext, evaluate
-from worker.training.tasks import Task, build_task
+from worker.training.loop import evaluate
 
 PROBE = "grokking"
 SEED_OFFSET = 104_729  # the NTK subset's seed: config.seed + this
 
 
 def balanced_subset(
-    task: Task, examples: int, per_class: int, seed: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Up to ``per_class`` training examples of each class, lowest classes first, ``examples`` in
-    all (seeded, the same at every step): several per class, or ``YYᵀ`` is nearly diagonal."""
-    y = task.train_y
+    x: torch.Tensor, y: torch.Tensor, examples: int, per_class: int, seed: int
+) -> Batch:
+    """Up to ``per_class`` examples of each class, lowest classes first, ``examples`` in all
+    (seeded, the same at every step): several per class, or ``YYᵀ`` is nearly diagonal."""
     order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
     picked: list[torch.Tensor] = []
     for c in torch.unique(y).tolist():
@@ -55,20 +55,38 @@ def balanced_subset(
         if sum(len(i) for i in picked) >= examples:
             break
     idx = torch.cat(picked)[:examples]
-    return task.train_x[idx], y[idx]
+    return x[idx], y[idx]
 
 
 class GrokkingHook(ScheduledHook):
     name = PROBE
 
-    def __init__(self, config: GrokkingProbe) -> None:
+    def __init__(
+        self,
+        config: GrokkingProbe,
+        train: Batch,
+        test: Batch,
+        *,
+        ntk_data: Batch | None = None,
+        modulus: int | None = None,
+        initial: Callable[[], dict[str, torch.Tensor]] | None = None,
+    ) -> None:
+        """``train``/``test``: the examples whose accuracy the monitor follows (on the model's
+        device); ``ntk_data``: the NTK-alignment subset (default: ``balanced_subset`` of
+        ``train``); ``modulus``: p of a modular task whose residue embeddings are
+        ``model.embed.weight[:p]`` (adds ``grok.fourier_sparsity``); ``initial``: θ₀ after a
+        resume."""
         super().__init__(config.every)
         self.config = config
         self.state = {"points": []}  # [step, train_acc, test_acc] fed to the monitor
+        self.modulus = modulus
+        self._rebuild_initial = initial
         self._monitor: GrokkingMonitor | None = None
         self._initial: dict[str, torch.Tensor] | None = None
-        self._ntk: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._eval: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        if config.ntk and ntk_data is None:
+            ntk_data = balanced_subset(*train, config.ntk_examples, config.ntk_per_class, 0)
+        self._ntk = ntk_data
+        self._eval = [train, test]
 
     def new_monitor(self) -> GrokkingMonitor:
         cfg = self.config
@@ -81,30 +99,22 @@ class GrokkingHook(ScheduledHook):
         for step, train_acc, test_acc in self.state["points"]:
             self._monitor.update(int(step), train_acc, test_acc)
 
-    def initial(self, ctx: StepContext) -> dict[str, torch.Tensor]:
-        """θ₀: θ_s itself at step 0, else the seeded builder's model (RNG state left alone)."""
+    def initial(self, ctx: ProbeStep) -> dict[str, torch.Tensor]:
+        """θ₀: θ_s itself at step 0, else what ``initial`` gives (θ_s when there is none)."""
         if self._initial is None:
-            if ctx.step == 0:
+            if ctx.step == 0 or self._rebuild_initial is None:
                 self._initial = snapshot(ctx.model)
             else:
-                with torch.random.fork_rng(devices=[]):
-                    model = build_task(ctx.config.task, ctx.config.seed).model
-                self._initial = {k: v.to(ctx.device) for k, v in snapshot(model).items()}
+                rebuilt = self._rebuild_initial()
+                self._initial = {k: v.to(ctx.device) for k, v in rebuilt.items()}
         return self._initial
 
-    def accuracies(self, ctx: StepContext) -> tuple[float, float]:
-        """Train and test accuracy of θ_s (the evaluated examples kept on the device)."""
-        if self._eval is None:
-            n, task, device = self.config.eval_examples, ctx.task, ctx.device
-            test = min(n, ctx.config.eval_max_examples)  # the loop's test.acc examples
-            self._eval = [
-                (task.train_x[:n].to(device), task.train_y[:n].to(device)),
-                (task.test_x[:test].to(device), task.test_y[:test].to(device)),
-            ]
-        train_acc, test_acc = (evaluate(ctx.model, ctx.task, x, y)[1] for x, y in self._eval)
+    def accuracies(self, ctx: ProbeStep) -> tuple[float, float]:
+        """Train and test accuracy of θ_s."""
+        train_acc, test_acc = (evaluate(ctx.model, x, y)[1] for x, y in self._eval)
         return train_acc, test_acc
 
-    def probe(self, ctx: StepContext) -> None:
+    def probe(self, ctx: ProbeStep) -> None:
         cfg = self.config
         if self._monitor is None:
             self._monitor = self.new_monitor()
@@ -115,23 +125,17 @@ class GrokkingHook(ScheduledHook):
         values = {"grok.weight_norm": norms.total, "grok.relative_change": change.total}
         values |= {f"grok.weight_norm.{k}": v for k, v in norms.per_layer.items()}
         values |= {f"grok.relative_change.{k}": v for k, v in change.per_layer.items()}
-        if isinstance(ctx.config.task, ModularTask):
-            p = ctx.config.task.p
+        if self.modulus is not None:
             values["grok.fourier_sparsity"] = fourier_sparsity(
-                ctx.model.embed.weight, k=cfg.fourier_k, p=p
+                ctx.model.embed.weight, k=cfg.fourier_k, p=self.modulus
             ).sparsity
-        if cfg.ntk:
-            if self._ntk is None:
-                x, y = balanced_subset(
-                    ctx.task, cfg.ntk_examples, cfg.ntk_per_class, ctx.config.seed + SEED_OFFSET
-                )
-                self._ntk = x.to(ctx.device), y.to(ctx.device)
+        if cfg.ntk and self._ntk is not None:
             values["grok.ntk_alignment"] = ntk_alignment(
                 ctx.model,
-                *self._ntk,
+                *(t.to(ctx.device) for t in self._ntk),
                 max_examples=cfg.ntk_examples,
                 projections=cfg.ntk_projections,
-                seed=ctx.config.seed,
+                seed=ctx.seed,
             ).alignment
         ctx.reporter.metrics(ctx.step, {k: float(v) for k, v in values.items()})
         for event in self._monitor.update(ctx.step, train_acc, test_acc):

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import torch
 
 from server.schemas import HessianProbe
-from worker.probe_hooks.common import ScheduledHook, fixed_subset
+from worker.probe_hooks.common import Batch, ProbeStep, ScheduledHook
 from worker.probes.batch_sharpness import batch_sharpness
 from worker.probes.hessian import (
     SharpnessTracker,
@@ -41,29 +41,29 @@ from worker.probes.stability import (
     crossed_edge_of_stability,
     optimizer_threshold,
 )
-from worker.training.loop import StepContext
 
 PROBE = "hessian"
-SEED_OFFSET = 7919  # the probe batch's seed: config.seed + this
+SEED_OFFSET = 7919  # the service's probe batch: seeded by config.seed + this
 
 
 class HessianHook(ScheduledHook):
     name = PROBE
 
-    def __init__(self, config: HessianProbe) -> None:
+    def __init__(
+        self,
+        config: HessianProbe,
+        data: list[Batch],
+        minibatches: Callable[[int], list[Batch]] | None = None,
+    ) -> None:
+        """``data``: the probe batches (on the model's device), the same at every step;
+        ``minibatches(step)``: the ``config.batch_sharpness`` training minibatches that
+        ``hessian.batch_sharpness`` averages over at ``step`` (default: the first probe batches)."""
         super().__init__(config.every)
         self.config = config
-        self._data: list | None = None
+        self.data = data
+        self.minibatches = minibatches or (lambda _step: data[: config.batch_sharpness])
         self.state = {"crossed_at": None}
         self._trackers: dict[str, SharpnessTracker] = {}
-
-    def data(self, ctx: StepContext) -> list:
-        if self._data is None:
-            x, y = fixed_subset(
-                ctx.task, self.config.batch_size, ctx.config.seed + SEED_OFFSET, ctx.device
-            )
-            self._data = [(x, y)]
-        return self._data
 
     def tracker(self, which: str, seed: int) -> SharpnessTracker:
         """The warm-start tracker of one end, its vectors restored from the checkpointed state."""
@@ -77,22 +77,22 @@ class HessianHook(ScheduledHook):
             self._trackers[which] = tracker
         return self._trackers[which]
 
-    def extremes(self, ctx: StepContext) -> tuple[np.ndarray, np.ndarray, bool, int, float]:
+    def extremes(self, ctx: ProbeStep) -> tuple[np.ndarray, np.ndarray, bool, int, float]:
         """Eigenvalues (k largest, then k smallest; descending), residuals, converged, HVPs,
         seconds: warm-started trackers or cold Lanczos, as configured."""
-        cfg, model, loss_fn, data = self.config, ctx.model, ctx.task.loss_fn, self.data(ctx)
+        cfg, model, loss_fn, data = self.config, ctx.model, ctx.loss_fn, self.data
         if not cfg.warm_start:
             which = "both" if cfg.smallest else "largest"
             eig = top_eigenvalues(
-                model, loss_fn, data, k=cfg.k, tol=cfg.tol, which=which, seed=ctx.config.seed
+                model, loss_fn, data, k=cfg.k, tol=cfg.tol, which=which, seed=ctx.seed
             )
             residuals = eig.residuals.numpy()
             return eig.eigenvalues.numpy(), residuals, eig.converged, eig.n_hvp, eig.cost.seconds
         started = time.perf_counter()
         op = HessianOperator(model, loss_fn, data)
-        ends = [self.tracker("largest", ctx.config.seed).update(op)]
+        ends = [self.tracker("largest", ctx.seed).update(op)]
         if cfg.smallest:
-            ends.append(self.tracker("smallest", ctx.config.seed).update(op, scale=ends[0].scale))
+            ends.append(self.tracker("smallest", ctx.seed).update(op, scale=ends[0].scale))
         values = np.concatenate([r.eigenvalues[: cfg.k].numpy() for r in ends])
         residuals = np.concatenate([r.residuals[: cfg.k].numpy() for r in ends])
         order = np.argsort(-values, kind="stable")
@@ -100,19 +100,9 @@ class HessianHook(ScheduledHook):
         converged = all(r.converged for r in ends)
         return values[order], residuals[order], converged, op.n_hvp, time.perf_counter() - started
 
-    def minibatches(self, ctx: StepContext) -> list:
-        """``batch_sharpness`` random minibatches of the run's batch size (step-seeded)."""
-        task, n = ctx.task, len(ctx.task.train_y)
-        size = min(ctx.config.batch_size or n, n)
-        gen = torch.Generator().manual_seed(ctx.config.seed + SEED_OFFSET + ctx.step)
-        picks = [
-            torch.randperm(n, generator=gen)[:size] for _ in range(self.config.batch_sharpness)
-        ]
-        return [(task.train_x[i].to(ctx.device), task.train_y[i].to(ctx.device)) for i in picks]
-
-    def probe(self, ctx: StepContext) -> None:
-        cfg, model, loss_fn, data = self.config, ctx.model, ctx.task.loss_fn, self.data(ctx)
-        seed = ctx.config.seed
+    def probe(self, ctx: ProbeStep) -> None:
+        cfg, model, loss_fn, data = self.config, ctx.model, ctx.loss_fn, self.data
+        seed = ctx.seed
         values, residuals, converged, n_hvp, seconds = self.extremes(ctx)
         top = values[: cfg.k]
         scalars: dict[str, float] = {
@@ -122,7 +112,7 @@ class HessianHook(ScheduledHook):
         if cfg.smallest:
             scalars["hessian.lambda_min"] = float(values[-1])
         if cfg.batch_sharpness:
-            bs = batch_sharpness(model, loss_fn, self.minibatches(ctx))
+            bs = batch_sharpness(model, loss_fn, self.minibatches(ctx.step))
             scalars["hessian.batch_sharpness"] = bs.value
             n_hvp, seconds = n_hvp + bs.n_hvp, seconds + bs.seconds
         threshold, preconditioned = optimizer_threshold(ctx.optimizer)
@@ -172,7 +162,7 @@ class HessianHook(ScheduledHook):
             threshold=threshold,
             preconditioned=preconditioned,
             lr=ctx.lr,
-            batch_size=len(data[0][1]),
+            batch_size=sum(len(y) for _, y in data),
             cost={"n_hvp": n_hvp, "seconds": seconds},
         )
         ctx.reporter.metrics(ctx.step, scalars)

@@ -37,16 +37,15 @@ import numpy as np
 import torch
 
 from server.schemas import LandscapeProbe
-from worker.probe_hooks.common import ScheduledHook, fixed_subset
+from worker.probe_hooks.common import Batch, ProbeStep, ScheduledHook
 from worker.probes.directions import trajectory_pca
 from worker.probes.landscape import Surface, interpolate, surface
-from worker.training.loop import StepContext
 
 log = logging.getLogger(__name__)
 
 PROBE = "landscape"
 DIRECTIONS = "landscape.directions"
-SEED_OFFSET = 4099  # the evaluation subset's seed: config.seed + this
+SEED_OFFSET = 4099  # the service's evaluation subset: seeded by config.seed + this
 EVAL_BATCH = 1024  # examples per forward pass
 HESSIAN_TOL = 1e-3  # Lanczos residual tolerance of the Hessian directions (as HessianProbe's)
 STORE_MAX_PARAMETERS = 250_000  # θ_s and the directions are stored up to this model size
@@ -74,24 +73,18 @@ def curvature(coords: np.ndarray, loss: np.ndarray) -> float:
 class LandscapeHook(ScheduledHook):
     name = PROBE
 
-    def __init__(self, config: LandscapeProbe) -> None:
+    def __init__(
+        self, config: LandscapeProbe, data: list[Batch], data_meta: dict | None = None
+    ) -> None:
+        """``data``: the evaluation batches (on the model's device), the same at every step;
+        ``data_meta``: how they were chosen, added to each result's meta."""
         super().__init__(config.every)
         self.config = config
-        self._data: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self.data = data
+        self.data_meta = data_meta or {}
         self.state = {"snapshots": [], "snapshot_steps": [], "stride": 1, "theta0": None}
 
-    def data(self, ctx: StepContext) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """The fixed evaluation subset (seeded), in batches on the device (kept)."""
-        if self._data is None:
-            x, y = fixed_subset(
-                ctx.task, self.config.eval_size, ctx.config.seed + SEED_OFFSET, ctx.device
-            )
-            self._data = [
-                (x[i : i + EVAL_BATCH], y[i : i + EVAL_BATCH]) for i in range(0, len(y), EVAL_BATCH)
-            ]
-        return self._data
-
-    def __call__(self, ctx: StepContext) -> None:
+    def __call__(self, ctx: ProbeStep) -> None:
         cfg = self.config
         if cfg.kind == "interpolation" and self.state.get("theta0") is None:
             self.state["theta0"] = flat_parameters(ctx.model)
@@ -99,7 +92,7 @@ class LandscapeHook(ScheduledHook):
             self._snapshot(ctx)
         super().__call__(ctx)
 
-    def _snapshot(self, ctx: StepContext) -> None:
+    def _snapshot(self, ctx: ProbeStep) -> None:
         cfg, state = self.config, self.state
         interval = (cfg.snapshot_every or cfg.every) * state["stride"]
         if ctx.step < cfg.since or (ctx.step - cfg.since) % interval:
@@ -113,14 +106,14 @@ class LandscapeHook(ScheduledHook):
             state["snapshot_steps"] = state["snapshot_steps"][::2]
             state["stride"] *= 2
 
-    def _as_dict(self, flat: torch.Tensor, ctx: StepContext) -> dict[str, torch.Tensor]:
+    def _as_dict(self, flat: torch.Tensor, ctx: ProbeStep) -> dict[str, torch.Tensor]:
         out, start = {}, 0
         for name, p in ctx.model.named_parameters():
             out[name] = flat[start : start + p.numel()].view(p.shape).to(p.device, p.dtype)
             start += p.numel()
         return out
 
-    def _trajectory(self, ctx: StepContext) -> tuple[list[torch.Tensor], list[int]]:
+    def _trajectory(self, ctx: ProbeStep) -> tuple[list[torch.Tensor], list[int]]:
         """The kept snapshots, ending with θ_s (appended when it is not the last snapshot)."""
         snapshots, steps = list(self.state["snapshots"]), list(self.state["snapshot_steps"])
         if not steps or steps[-1] != ctx.step:
@@ -128,8 +121,8 @@ class LandscapeHook(ScheduledHook):
             steps.append(ctx.step)
         return snapshots, steps
 
-    def _surface(self, ctx: StepContext) -> Surface | None:
-        cfg, model, loss_fn, data = self.config, ctx.model, ctx.task.loss_fn, self.data(ctx)
+    def _surface(self, ctx: ProbeStep) -> Surface | None:
+        cfg, model, loss_fn, data = self.config, ctx.model, ctx.loss_fn, self.data
         offsets = np.linspace(-cfg.range, cfg.range, cfg.resolution)
         if cfg.kind == "interpolation":
             start = self._as_dict(self.state["theta0"], ctx)
@@ -151,21 +144,21 @@ class LandscapeHook(ScheduledHook):
             offsets = offsets * extent
             options["trajectory"] = pca
         if cfg.kind == "hessian":
-            options["hessian_options"] = {"tol": HESSIAN_TOL, "seed": ctx.config.seed}
+            options["hessian_options"] = {"tol": HESSIAN_TOL, "seed": ctx.seed}
         return surface(
             model,
             loss_fn,
             data,
             directions=(cfg.kind,) * cfg.dims,
             coords=offsets,
-            seed=ctx.config.seed,
+            seed=ctx.seed,
             normalization=cfg.normalization,
             bias_bn=cfg.bias_bn,
             bn_stats=cfg.bn,
             **options,
         )
 
-    def probe(self, ctx: StepContext) -> None:
+    def probe(self, ctx: ProbeStep) -> None:
         cfg = self.config
         try:
             finite = all(bool(torch.isfinite(p).all()) for p in ctx.model.parameters())
@@ -198,8 +191,8 @@ class LandscapeHook(ScheduledHook):
             "kind": cfg.kind,
             "dims": cfg.dims,
             "range": cfg.range,
-            "eval_size": sum(len(y) for _, y in self.data(ctx)),
-            "eval_seed": ctx.config.seed + SEED_OFFSET,
+            "eval_size": sum(len(y) for _, y in self.data),
+            **self.data_meta,
             "scalars": {k: v if math.isfinite(v) else None for k, v in scalars.items()},
         }
         n_params = sum(p.numel() for p in ctx.model.parameters())

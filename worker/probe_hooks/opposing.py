@@ -30,12 +30,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from server.schemas import OpposingProbe
+from server.schemas import HessianProbe, OpposingProbe
 from server.store.outliers import MONITOR, PROBE
-from worker.probe_hooks.common import ScheduledHook
+from worker.probe_hooks.common import LossFn, ProbeStep, Reporter, ScheduledHook
 from worker.probes.hessian import top_eigenvalues
 from worker.probes.opposing import (
-    MonitorSet,
     OpposingGroups,
     SpikeDetector,
     find_groups,
@@ -43,8 +42,6 @@ from worker.probes.opposing import (
     oscillation,
     per_example_losses,
 )
-from worker.training.loop import Reporter, StepContext
-from worker.training.tasks import Task
 
 SPIKE_CONTEXT = 2  # probe steps whose groups an opposing.groups event names
 BATCH = 1024  # examples per forward pass of the monitor pass
@@ -87,13 +84,54 @@ def named_groups(step: int, prev_step: int, summary: dict) -> dict:
 
 @dataclass(frozen=True)
 class Monitor:
-    """The monitor set on the training device, with what ``find_groups`` needs of it."""
+    """The monitor set on the training device, with what ``find_groups`` needs of it, and the
+    ``opposing.monitor`` record that describes it (stored once, at step 0)."""
 
     indices: np.ndarray
     x: torch.Tensor
     y: torch.Tensor
     labels: np.ndarray
     inputs: np.ndarray  # flattened inputs: the default features
+    arrays: dict[str, np.ndarray]
+    meta: dict[str, Any]
+
+
+def make_monitor(
+    config: OpposingProbe,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    indices: np.ndarray,
+    device: torch.device,
+    *,
+    n_train: int,
+    image_shape: tuple[int, int] | None = None,
+    planted: torch.Tensor | None = None,
+    planted_total: int | None = None,
+) -> Monitor:
+    """The monitor set of examples ``x, y`` (CPU), numbered by ``indices`` in the training set;
+    ``image_shape`` adds thumbnails, ``planted`` a synthetic task's ground truth."""
+    arrays: dict[str, np.ndarray] = {"indices": np.asarray(indices), "labels": y.cpu().numpy()}
+    meta: dict[str, Any] = {
+        **config.model_dump(),
+        "size": len(y),
+        "n_train": n_train,
+        "image_shape": None if image_shape is None else list(image_shape),
+    }
+    if planted is not None:
+        arrays["planted"] = planted.cpu().numpy()
+        meta["planted_monitored"] = int(arrays["planted"].sum())
+        meta["planted_total"] = planted_total
+    if image_shape is not None:
+        arrays["images"] = thumbnails(x.cpu(), image_shape)
+    return Monitor(
+        np.asarray(indices),
+        x.to(device),
+        y.to(device),
+        y.cpu().numpy(),
+        x.flatten(1).float().cpu().numpy(),
+        arrays,
+        meta,
+    )
 
 
 class OpposingHook(ScheduledHook):
@@ -101,11 +139,23 @@ class OpposingHook(ScheduledHook):
 
     name = PROBE
 
-    def __init__(self, config: OpposingProbe) -> None:
+    def __init__(
+        self,
+        config: OpposingProbe,
+        monitor: Monitor,
+        example_loss_fn: LossFn,
+        *,
+        hessian: HessianProbe | None = None,
+    ) -> None:
+        """``example_loss_fn``: the loss per example (no reduction); ``hessian``: the Hessian
+        probe's config when it runs too (the groups' alignment is computed at its steps)."""
         super().__init__(config.every)
         self.config = config
+        self.example_loss_fn = example_loss_fn
+        self.hessian = hessian
         self.detector = SpikeDetector()
-        self._monitor: Monitor | None = None
+        self._monitor = monitor
+        self._stored_monitor = False
         self._pending: list[tuple[int, torch.Tensor]] = []
         self._reporter: Reporter | None = None
         # history: losses at the last window + 1 probe steps (oscillation and the next deltas);
@@ -113,7 +163,7 @@ class OpposingHook(ScheduledHook):
         # window, fed again on resume.
         self.state = {"steps": [], "history": [], "recent": [], "train_losses": []}
 
-    def __call__(self, ctx: StepContext) -> None:
+    def __call__(self, ctx: ProbeStep) -> None:
         self._reporter = ctx.reporter
         if ctx.loss is not None:
             self._pending.append((ctx.step - 1, ctx.loss))
@@ -168,46 +218,20 @@ class OpposingHook(ScheduledHook):
 
     # --- the probe ----------------------------------------------------------------------------
 
-    def monitor(self, ctx: StepContext) -> Monitor:
-        """The seeded monitor set; stored once (step 0) with its labels and ground truth."""
-        if self._monitor is None:
-            self._monitor = self._choose(ctx.task, ctx)
+    def monitor(self, ctx: ProbeStep) -> Monitor:
+        """The monitor set; stored once (at step 0) with its labels and ground truth."""
+        if not self._stored_monitor:
+            ctx.reporter.arrays(MONITOR, 0, self._monitor.arrays, self._monitor.meta)
+            self._stored_monitor = True
         return self._monitor
 
-    def _choose(self, task: Task, ctx: StepContext) -> Monitor:
-        cfg = self.config
-        chosen = MonitorSet.choose(len(task.train_y), cfg.monitor_size, ctx.config.seed)
-        idx = torch.as_tensor(chosen.indices)
-        x, y = task.train_x[idx], task.train_y[idx]
-        arrays: dict[str, np.ndarray] = {"indices": chosen.indices, "labels": y.numpy()}
-        meta: dict[str, Any] = {
-            **cfg.model_dump(),
-            "size": len(chosen),
-            "n_train": len(task.train_y),
-            "image_shape": None if task.image_shape is None else list(task.image_shape),
-        }
-        if task.planted is not None:
-            arrays["planted"] = task.planted[idx].numpy()
-            meta["planted_monitored"] = int(arrays["planted"].sum())
-            meta["planted_total"] = int(task.planted.sum())
-        if task.image_shape is not None:
-            arrays["images"] = thumbnails(x, task.image_shape)
-        ctx.reporter.arrays(MONITOR, 0, arrays, meta)
-        return Monitor(
-            chosen.indices,
-            x.to(ctx.device),
-            y.to(ctx.device),
-            y.numpy(),
-            x.flatten(1).float().numpy(),
-        )
-
-    def probe(self, ctx: StepContext) -> None:
+    def probe(self, ctx: ProbeStep) -> None:
         self._drain()
         cfg, mon = self.config, self.monitor(ctx)
         started = time.perf_counter()
         now = per_example_losses(
             ctx.model,
-            ctx.task.example_loss_fn,
+            self.example_loss_fn,
             mon.x,
             mon.y,
             batch_size=BATCH,
@@ -263,7 +287,7 @@ class OpposingHook(ScheduledHook):
         ctx.reporter.arrays(PROBE, ctx.step, {"losses": losses}, json_safe(meta))
 
     def _alignment(
-        self, ctx: StepContext, mon: Monitor, found: OpposingGroups, summary: dict
+        self, ctx: ProbeStep, mon: Monitor, found: OpposingGroups, summary: dict
     ) -> dict[str, float] | None:
         """The cosine of each paired group's mean-loss gradient with the top Hessian eigenvector.
 
@@ -271,16 +295,16 @@ class OpposingHook(ScheduledHook):
         one); the eigenvector is that of the monitor-set loss.  Adds ``alignment`` to the groups
         in ``summary`` and returns the largest |cosine| and the cost, or ``None``.
         """
-        hessian = getattr(ctx.config.probes, "hessian", None)
+        hessian = self.hessian
         if hessian is None or not found.pairs or ctx.step % hessian.every:
             return None
         eig = top_eigenvalues(
             ctx.model,
-            ctx.task.loss_fn,
+            ctx.loss_fn,
             [(mon.x, mon.y)],
             k=1,
-            tol=getattr(hessian, "tol", 1e-3),
-            seed=ctx.config.seed,
+            tol=hessian.tol,
+            seed=ctx.seed,
         )
         vector, eigenvalue = eig.eigenvector(0), float(eig.eigenvalues[0])
         position = {id(g): i for i, g in enumerate(found.groups)}
@@ -294,7 +318,7 @@ class OpposingHook(ScheduledHook):
             for group in (pair.rising, pair.falling):
                 members = torch.as_tensor(group.members, device=mon.x.device)
                 result = gradient_alignment(
-                    ctx.model, ctx.task.loss_fn, mon.x[members], mon.y[members], vector
+                    ctx.model, ctx.loss_fn, mon.x[members], mon.y[members], vector
                 )
                 summary["groups"][position[id(group)]]["alignment"] = {
                     "cosine": result.cosine,

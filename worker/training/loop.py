@@ -119,7 +119,7 @@ def count_parameters(model: nn.Module) -> int:
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, task: Task, x: torch.Tensor, y: torch.Tensor, batch: int = 4096
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 4096
 ) -> tuple[float, float]:
     """Mean loss and accuracy in eval mode (mode restored)."""
     was_training = model.training
@@ -279,10 +279,10 @@ def _log_values(
 ) -> dict[str, float]:
     if config.train_metrics == "full":
         n = config.eval_max_examples
-        train_loss, train_acc = evaluate(model, task, train_x[:n], train_y[:n])
+        train_loss, train_acc = evaluate(model, train_x[:n], train_y[:n])
     else:
         train_loss, train_acc = float(window[0]) / window[2], float(window[1]) / window[2]
-    test_loss, test_acc = evaluate(model, task, test_x, test_y)
+    test_loss, test_acc = evaluate(model, test_x, test_y)
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     with torch.no_grad():
         grad_norm = (
