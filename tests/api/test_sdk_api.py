@@ -18,6 +18,7 @@ from server.models import Run, utcnow
 from server.sweep import sweep_once
 
 GZIP = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+JSON = {"Content-Type": "application/json"}
 
 
 def create(client: TestClient, key: str = "host:1:abc", **extra: object) -> dict:
@@ -80,7 +81,8 @@ def test_bad_bodies_get_422_naming_the_problem(client: TestClient) -> None:
     run_id = create(client)["id"]
     url = f"/api/sdk/runs/{run_id}/batches"
     assert client.post(url, content=b"not gzip", headers=GZIP).status_code == 422
-    assert client.post(url, content=b"{", headers={"Content-Type": "x"}).status_code == 422
+    assert client.post(url, content=b"{", headers={"Content-Type": "x"}).status_code == 415
+    assert client.post(url, content=b"{", headers=JSON).status_code == 422
     short = batch(range(3))
     short["metrics"]["value"] = [1.0]
     answer = post(client, run_id, "batches", short)
