@@ -323,7 +323,12 @@ async def follow(hub: Hub, run_id: int, cursor: Cursor) -> AsyncIterator[Message
                 gen = feed.trimmed
             if gen is None or gen < feed.trimmed:  # behind the tail: read the gap once
                 read_from = feed.gen
-                changes = await hub.read(_gap, hub.database_url, run_id, cursor)
+                try:
+                    changes = await hub.read(_gap, hub.database_url, run_id, cursor)
+                except SQLAlchemyError:  # nothing was sent: try again after a poll period
+                    log.warning("live stream of run %s: database unreachable", run_id)
+                    await asyncio.sleep(hub.poll_seconds)
+                    continue
                 for message in Batch(0, changes).deliver(cursor):
                     yield message
                 if not changes.more:  # it holds every batch that existed when it started
