@@ -148,3 +148,27 @@ def test_every_subscriber_gets_every_point_once_even_when_the_tail_outruns_it(
         else:
             assert steps == {"a": everything, "b": everything}, i
             assert len(events) == 20 and events == sorted(set(events)), i
+
+
+def test_a_deleted_run_ends_its_streams(client: TestClient, settings: Settings) -> None:
+    run_id = client.post("/api/runs", json=SMALL).json()["id"]
+
+    async def scenario() -> list[live.Message]:
+        hub = live.Hub(settings)
+        messages: list[live.Message] = []
+
+        async def follow() -> None:
+            async for message in live.follow(hub, run_id, Cursor()):
+                messages.append(message)
+
+        task = asyncio.create_task(follow())
+        while not messages:  # the first status: the stream follows the run
+            await asyncio.sleep(0.01)
+        await asyncio.to_thread(client.delete, f"/api/runs/{run_id}")
+        await asyncio.wait_for(task, 30)
+        assert not hub.feeds
+        return messages
+
+    messages = asyncio.run(scenario())
+    assert [m.event for m in messages] == ["status", "end"]
+    assert json.loads(messages[-1].data) == {"status": "deleted"}
