@@ -159,8 +159,9 @@ class Feed:
                 self.floor.event_id = max(self.floor.event_id, old.events[-1]["id"])
 
     async def _run(self) -> None:
-        pubsub = await self.hub.wakeups(self.run_id)
+        pubsub = None
         try:
+            pubsub = await self.hub.wakeups(self.run_id)
             while True:
                 try:
                     start = await self.hub.read(_start, self.hub.database_url, self.run_id)
@@ -206,6 +207,7 @@ class Feed:
             if pubsub is not None:
                 with contextlib.suppress(aioredis.RedisError):
                     await pubsub.aclose()
+                    await pubsub.connection_pool.disconnect()
 
 
 def _start(database_url: str, run_id: int) -> tuple[dict, Cursor] | None:
@@ -216,7 +218,7 @@ def _start(database_url: str, run_id: int) -> tuple[dict, Cursor] | None:
         return _status(run), read_position(session, run_id=run_id)
 
 
-def _poll(database_url: str, run_id: int, cursor: Cursor) -> tuple[dict | None, Changes | None]:
+def _poll(database_url: str, run_id: int, cursor: Cursor) -> tuple[dict | None, Changes]:
     with get_sessionmaker(database_url)() as session:
         run = session.get(Run, run_id)
         if run is None:
@@ -273,6 +275,7 @@ class Hub:
         try:
             await pubsub.subscribe(channel(run_id))
         except (aioredis.RedisError, OSError):
+            await pubsub.aclose()
             await client.aclose()
             return None
         return pubsub

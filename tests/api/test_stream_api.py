@@ -172,3 +172,23 @@ def test_a_deleted_run_ends_its_streams(client: TestClient, settings: Settings) 
     messages = asyncio.run(scenario())
     assert [m.event for m in messages] == ["status", "end"]
     assert json.loads(messages[-1].data) == {"status": "deleted"}
+
+
+def test_without_redis_the_feed_polls(client: TestClient, settings: Settings) -> None:
+    run_id = client.post("/api/runs", json=SMALL).json()["id"]
+    unreachable = settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"})
+    engine = get_engine(settings.resolved_database_url)
+
+    async def scenario() -> tuple[dict, list]:
+        hub = live.Hub(unreachable)
+        follower = asyncio.create_task(collect(hub, run_id, Cursor()))
+        for first in range(0, 30, 10):  # no notification: only the poll can see these
+            with engine.begin() as connection:
+                points = [Point("loss", s, 1.0, 0.0) for s in range(first, first + 10)]
+                write_points(connection, run_id=run_id, points=points)
+            await asyncio.sleep(0.3)
+        await asyncio.to_thread(finish, settings, run_id)
+        return await asyncio.wait_for(follower, 30)
+
+    steps, _ = asyncio.run(scenario())
+    assert steps == {"loss": list(range(30))}
