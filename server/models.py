@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Connection,
     DateTime,
     Float,
     ForeignKey,
@@ -18,6 +19,10 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    delete,
+    event,
+    insert,
+    inspect,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -179,3 +184,32 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class RunTag(Base):
+    """One tag of a run, so that ``GET /api/runs?tag=`` filters and counts through an index on
+    SQLite and PostgreSQL alike (``runs.tags`` stays the run's JSON list, as the API shows it).
+
+    Kept in step with ``runs.tags`` by the mapper events below, whoever writes the run."""
+
+    __tablename__ = "run_tags"
+
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+
+
+def _tag_rows(run: Run) -> list[dict]:
+    return [{"tag": tag, "run_id": run.id} for tag in sorted(set(run.tags or []))]
+
+
+@event.listens_for(Run, "after_insert")
+def _insert_tags(_mapper: object, connection: Connection, run: Run) -> None:
+    if rows := _tag_rows(run):
+        connection.execute(insert(RunTag), rows)
+
+
+@event.listens_for(Run, "after_update")
+def _update_tags(mapper: object, connection: Connection, run: Run) -> None:
+    if inspect(run).attrs.tags.history.has_changes():
+        connection.execute(delete(RunTag).where(RunTag.run_id == run.id))
+        _insert_tags(mapper, connection, run)

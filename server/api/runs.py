@@ -53,10 +53,11 @@ def validate_run(body: RunCreate, settings: SettingsDep) -> RunCostPublic:
 def list_runs(
     session: SessionDep,
     status: Annotated[RunStatus | None, Query()] = None,
-    tag: Annotated[str | None, Query(max_length=64)] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    tag: Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00]*$")] = None,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> RunsPublic:
+    """Newest first; ``count`` is the number of runs matching the filters (for pagination)."""
     runs, count = run_store.list_runs(
         session, status=status.value if status else None, tag=tag, offset=offset, limit=limit
     )

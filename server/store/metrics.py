@@ -215,22 +215,3 @@ def iter_points(session: Session, *, run_id: int, chunk: int = 10_000) -> Iterat
         .execution_options(yield_per=chunk)
     )
     yield from session.scalars(query)
-
-
-def points_after(
-    session: Session, *, run_id: int, cursors: dict[str, int], limit: int = 20_000
-) -> list[tuple[str, int, float | None]]:
-    """Points newer than each series' cursor (SSE): only series whose summary moved are read."""
-    out: list[tuple[str, int, float | None]] = []
-    for series in list_series(session, run_id=run_id):
-        after = cursors.get(series.name, -1)
-        if series.last_step <= after:
-            continue
-        rows = session.execute(
-            select(Metric.step, Metric.value)
-            .where(Metric.run_id == run_id, Metric.name == series.name, Metric.step > after)
-            .order_by(Metric.step)
-            .limit(limit)
-        )
-        out.extend((series.name, step, json_safe(value)) for step, value in rows)
-    return out

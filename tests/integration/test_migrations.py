@@ -9,7 +9,16 @@ from sqlalchemy import create_engine, inspect
 from server import migrate
 from server.models import Base
 
-TABLES = {"runs", "metrics", "metric_buckets", "series", "arrays", "events", "api_tokens"}
+TABLES = {
+    "runs",
+    "run_tags",
+    "metrics",
+    "metric_buckets",
+    "series",
+    "arrays",
+    "events",
+    "api_tokens",
+}
 
 
 def tables(url: str) -> set[str]:
