@@ -5,12 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Path
+from fastapi import Depends, HTTPException, Path, Query
+from pydantic import AfterValidator
 from sqlalchemy.orm import Session
 
 from server.config import Settings, get_settings
 from server.db import get_sessionmaker
 from server.models import Run
+
+# Largest values the columns hold (run and event ids: INTEGER; steps: BIGINT).  A larger value
+# in a path cannot name anything (404); in a query it is out of the documented range (422).
+# Checked before any query: PostgreSQL rejects such a parameter outright, SQLite cannot bind it.
+ID_MAX = 2**31 - 1
+STEP_MAX = 2**63 - 1
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
@@ -24,10 +31,38 @@ SessionDep = Annotated[Session, Depends(get_session)]
 
 
 def get_run(session: SessionDep, run_id: Annotated[int, Path(ge=1)]) -> Run:
-    run = session.get(Run, run_id)
+    run = session.get(Run, run_id) if run_id <= ID_MAX else None
     if run is None:
         raise HTTPException(status_code=404, detail=f"run {run_id} not found")
     return run
 
 
 RunDep = Annotated[Run, Depends(get_run)]
+
+
+def get_step(step: Annotated[int, Path(ge=0, description="training step")]) -> int:
+    """A step in a path; beyond the column's range no result can be stored there (404)."""
+    if step > STEP_MAX:
+        raise HTTPException(status_code=404, detail=f"no result at step {step}")
+    return step
+
+
+StepDep = Annotated[int, Depends(get_step)]
+
+
+def _points_budget(max_points: int) -> int:
+    if 0 < max_points < 4:  # a bucket keeps its first, last, min and max point
+        raise ValueError("must be 0 (every point) or at least 4")
+    return max_points
+
+
+MaxPoints = Annotated[
+    int,
+    Query(
+        ge=0,
+        le=1_000_000,
+        description="downsample above this (≥ 4); 0: every point",
+        json_schema_extra={"not": {"minimum": 1, "maximum": 3}},
+    ),
+    AfterValidator(_points_budget),
+]
