@@ -29,7 +29,18 @@ class Strict(BaseModel):
         return data
 
 
-class ModularTask(Strict):
+def _kind_required(schema: dict[str, Any]) -> None:
+    schema["required"] = ["kind", *schema.get("required", [])]
+
+
+class TaskBase(Strict):
+    """A task of the ``kind`` union: the discriminator is required in a request (its default
+    serves Python callers)."""
+
+    model_config = ConfigDict(json_schema_extra=_kind_required)
+
+
+class ModularTask(TaskBase):
     """a ∘ b mod p for all pairs, split into train and test.
 
     ``model="mlp"``: the two embeddings concatenated, one hidden layer of ``hidden`` units.
@@ -66,7 +77,7 @@ class ModularTask(Strict):
         return self
 
 
-class DigitsTask(Strict):
+class DigitsTask(TaskBase):
     """scikit-learn's 8x8 handwritten digits (1,797 images, shipped in the package)."""
 
     kind: Literal["digits"] = "digits"
@@ -80,7 +91,7 @@ class DigitsTask(Strict):
     train_size: int | None = Field(default=None, ge=10, description="subsample the train split")
 
 
-class GaussianMixtureTask(Strict):
+class GaussianMixtureTask(TaskBase):
     """Classes drawn from isotropic Gaussians with random means; an MLP classifier."""
 
     kind: Literal["gaussian_mixture"] = "gaussian_mixture"
@@ -93,7 +104,7 @@ class GaussianMixtureTask(Strict):
     depth: int = Field(default=2, ge=1, le=8)
 
 
-class OpposingSignalsTask(Strict):
+class OpposingSignalsTask(TaskBase):
     """Planted opposing signals (Rosenfeld & Risteski 2023): a core signal sets the label, and a
     small fraction of examples, split between classes 0 and 1, also carries one large feature.
 

@@ -31,6 +31,7 @@ METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
 
 
 DESCRIPTIONS = {
+    400: "Malformed HTTP request, answered by the HTTP server itself (e.g. a URL over its limit)",
     401: "Missing or invalid API token",
     403: "The token lacks the scope, or the Origin/Host is not allowed",
     404: "No such run (or no such result of the run)",
@@ -45,13 +46,14 @@ DESCRIPTIONS = {
 
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The ``responses=`` entries of an operation (or router) for these error codes."""
-    return {
-        code: {
-            "model": ValidationErrorPublic if code == 422 else ErrorPublic,
-            "description": DESCRIPTIONS[code],
-        }
-        for code in codes
-    }
+    documented: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        documented[code] = {"description": DESCRIPTIONS[code]}
+        if code == 400:
+            documented[code]["content"] = {"text/plain": {"schema": {"type": "string"}}}
+        else:
+            documented[code]["model"] = ValidationErrorPublic if code == 422 else ErrorPublic
+    return documented
 
 
 def safe_text(value: object, limit: int) -> str:

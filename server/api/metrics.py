@@ -18,7 +18,7 @@ from server.store.metrics import iter_points, json_safe, list_series, read_serie
 from server.store.results import last_event_id
 
 router = APIRouter(prefix="/runs/{run_id}", tags=["metrics"])
-SeriesNames = Annotated[str, StringConstraints(max_length=2000, pattern=PRINTABLE)]
+SeriesNames = Annotated[str, StringConstraints(max_length=200, pattern=PRINTABLE)]
 
 
 @router.get("/metrics", response_model=MetricsPublic)
@@ -27,7 +27,7 @@ def read_metrics(
     session: SessionDep,
     names: Annotated[
         list[SeriesNames] | None,
-        Query(max_length=100, description="series names; comma-separated or repeated"),
+        Query(max_length=64, description="series names; comma-separated or repeated"),
     ] = None,
     since_step: Annotated[int | None, Query(ge=0, le=STEP_MAX)] = None,
     max_points: MaxPoints = 2000,

@@ -153,3 +153,34 @@ def test_non_finite_numbers_are_rejected(data: dict, loc: tuple) -> None:
 )
 def test_names_with_nul_or_lone_surrogates_are_rejected(data: dict, loc: tuple) -> None:
     assert error_locs(data) == [loc]
+
+
+@pytest.mark.parametrize(
+    ("data", "loc"),
+    [
+        ({"seed": "5"}, ("seed",)),
+        ({"batch_size": True}, ("batch_size",)),
+        ({"optimizer": {"lr": "0.1"}}, ("optimizer", "lr")),
+        ({"optimizer": {"betas": ["0.9", 0.99]}}, ("optimizer", "betas")),
+        ({"task": {"kind": "digits", "batch_norm": 1}}, ("task", "digits", "batch_norm")),
+        ({"task": {"kind": "digits", "batch_norm": "yes"}}, ("task", "digits", "batch_norm")),
+        ({"probes": {"landscape": {"dims": True}}}, ("probes", "landscape", "dims")),
+        ({"probes": {"hessian": {"trace": "false"}}}, ("probes", "hessian", "trace")),
+    ],
+)
+def test_values_must_have_the_json_type_of_the_schema(data: dict, loc: tuple) -> None:
+    """Lax mode would turn "5" and true into numbers: requests the OpenAPI document rejects."""
+    assert error_locs(data) == [loc]
+
+
+def test_integral_floats_are_integers_as_in_json_schema() -> None:
+    config = RunConfig.model_validate({"steps": 50.0, "batch_size": 8.0, "seed": 3.0})
+    assert (config.steps, config.batch_size, config.seed) == (50, 8, 3)
+    assert error_locs({"steps": 50.5}) == [("steps",)]
+
+
+def test_task_kind_is_required_in_the_published_schema() -> None:
+    """The discriminator has a default for Python callers, but a request must name it."""
+    tasks = RunConfig.model_json_schema()["$defs"]
+    assert all("kind" in tasks[name]["required"] for name in ("DigitsTask", "ModularTask"))
+    assert error_locs({"task": {"hidden": 8}}) == [("task",)]
