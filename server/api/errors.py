@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 MAX_LOC_CHARS = 80  # a field name or key echoed in ``loc``
 MAX_MSG_CHARS = 300  # messages of custom validators may quote (short) input
 METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
+UNPARSABLE = {UnicodeDecodeError: "not UTF-8", RecursionError: "JSON nested too deeply"}
 
 
 DESCRIPTIONS = {
@@ -110,9 +111,9 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
         headers = dict(error.headers or {})
         status, detail = error.status_code, error.detail
-        if status == 400 and isinstance(error.__cause__, UnicodeDecodeError):
-            # FastAPI's "error parsing the body": a JSON body that is not UTF-8
-            status, detail = 422, [{"loc": ("body",), "msg": "not UTF-8", "type": "json_invalid"}]
+        if status == 400 and (reason := UNPARSABLE.get(type(error.__cause__))):
+            # FastAPI's "error parsing the body" (a JSONDecodeError is a 422 already)
+            status, detail = 422, [{"loc": ("body",), "msg": reason, "type": "json_invalid"}]
         if status == 422:  # raised by hand with a text detail: same list shape as pydantic's
             errors = detail if isinstance(detail, list) else [{"loc": (), "msg": detail}]
             return JSONResponse(status_code=422, content={"detail": issues(errors)})
