@@ -12,7 +12,8 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from server.app import create_app
-from server.config import Settings
+from server.config import Settings, get_settings
+from tests.conftest import free_port
 
 
 def app_with(endpoint: Callable[[], None]) -> FastAPI:
@@ -82,3 +83,16 @@ def test_hand_raised_422_has_the_validation_shape(settings: Settings) -> None:
     with TestClient(app_with(hand)) as client:
         body = client.get("/api/test").json()
     assert body == {"detail": [{"loc": [], "msg": "bad cursor", "type": "value_error"}]}
+
+
+def test_unreachable_broker_is_503_without_the_connection_error(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OBS_BROKER_URL", f"redis://127.0.0.1:{free_port()}/0")  # nothing listens
+    get_settings.cache_clear()
+    with TestClient(create_app()) as client:
+        response = client.post("/api/runs", json={"steps": 5})
+        assert response.status_code == 503
+        assert response.json() == {"detail": "broker unreachable: the run was not queued"}
+        (run,) = client.get("/api/runs").json()["data"]
+    assert run["status"] == "failed" and "127.0.0.1" not in run["error"]
