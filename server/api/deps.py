@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import types
+from collections import Counter
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any, Union, get_args, get_origin
 
-from fastapi import Depends, HTTPException, Path, Query
+from fastapi import Depends, HTTPException, Path, Query, Request
+from fastapi.dependencies.models import Dependant
 from pydantic import AfterValidator
 from sqlalchemy.orm import Session
 
+from server.api.errors import invalid
 from server.config import Settings, get_settings
 from server.db import get_sessionmaker
 from server.models import Run
@@ -66,3 +70,31 @@ MaxPoints = Annotated[
     ),
     AfterValidator(_points_budget),
 ]
+
+
+def _repeatable(annotation: Any) -> bool:
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _repeatable(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return any(_repeatable(a) for a in get_args(annotation))
+    return origin in (list, tuple, set, frozenset)
+
+
+def _list_parameters(dependant: Dependant) -> frozenset[str]:
+    """Query parameters of a route (and its dependencies) that take several values."""
+    names = {q.alias for q in dependant.query_params if _repeatable(q.field_info.annotation)}
+    for sub in dependant.dependencies:
+        names |= _list_parameters(sub)
+    return frozenset(names)
+
+
+def single_valued_query(request: Request) -> None:
+    """A one-value query parameter given twice is 422: FastAPI would silently keep the last."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    lists = _list_parameters(dependant) if dependant is not None else frozenset()
+    counts = Counter(key for key, _ in request.query_params.multi_items())
+    for key, count in counts.items():
+        if count > 1 and key not in lists:
+            raise invalid(("query", key), "given more than once")

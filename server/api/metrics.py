@@ -26,9 +26,9 @@ def read_metrics(
     run: RunDep,
     session: SessionDep,
     names: Annotated[
-        list[SeriesNames] | None,
-        Query(max_length=64, description="series names; comma-separated or repeated"),
-    ] = None,
+        list[SeriesNames],
+        Query(max_length=64, description="series names; comma-separated or repeated; none: all"),
+    ] = [],  # noqa: B006 - FastAPI copies a parameter's default
     since_step: Annotated[int | None, Query(ge=0, le=STEP_MAX)] = None,
     max_points: MaxPoints = 2000,
 ) -> MetricsPublic:

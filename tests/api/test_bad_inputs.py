@@ -41,6 +41,8 @@ BAD_QUERIES = [  # (path under the run, query, the parameter named in loc)
     ("/examples/0/loss", "max_points=3", "max_points"),
     ("/events", f"after_id={2**31}", "after_id"),
     ("/events", "kind=grokking%00", "kind"),
+    ("/events", "after_id=x&after_id=3", "after_id"),  # FastAPI alone would keep the last
+    ("/metrics", "since_step=1&since_step=2", "since_step"),
 ]
 BAD_BODIES = [  # (raw JSON text, loc)
     ('{"name": "a\\u0000b"}', ["body", "name"]),
@@ -127,3 +129,9 @@ def test_errors_do_not_echo_the_body(db_client: TestClient) -> None:
         ("body", "name"),
         ("body", "device"),
     }
+
+
+def test_list_parameters_may_repeat(db_client: TestClient, run_id: int) -> None:
+    response = db_client.get(f"/api/runs/{run_id}/metrics?names=a&names=b,c")
+    assert response.status_code == 200, response.text
+    assert [s["name"] for s in response.json()["series"]] == ["a", "b", "c"]
