@@ -56,4 +56,4 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"{output[-20000:]}\n--- server log ---\n{served.log}"
-    print(output[output.find("SUMMARY") - 40 :])  # operations, phases and cases, for the CI log
+    print(output[output.rfind("\n", 0, output.find("SUMMARY")) :])  # cases run, for the CI log
