@@ -13,13 +13,34 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from server.config import get_settings
+from server.validation import PRINTABLE, check_json_types, field_error
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Unknown fields are 422, and so are NaN and ±Infinity (PostgreSQL's JSON has neither) and
+    values of another JSON type than the schema's (``"5"`` or ``true`` for an integer)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _json_types(cls, data: Any) -> Any:
+        check_json_types(cls, data)
+        return data
 
 
-class ModularTask(Strict):
+def _kind_required(schema: dict[str, Any]) -> None:
+    schema["required"] = ["kind", *schema.get("required", [])]
+
+
+class TaskBase(Strict):
+    """A task of the ``kind`` union: the discriminator is required in a request (its default
+    serves Python callers)."""
+
+    model_config = ConfigDict(json_schema_extra=_kind_required)
+
+
+class ModularTask(TaskBase):
     """a ∘ b mod p for all pairs, split into train and test.
 
     ``model="mlp"``: the two embeddings concatenated, one hidden layer of ``hidden`` units.
@@ -46,13 +67,17 @@ class ModularTask(Strict):
     @model_validator(mode="after")
     def _prime_for_division(self) -> ModularTask:
         if self.op == "div" and any(self.p % d == 0 for d in range(2, math.isqrt(self.p) + 1)):
-            raise ValueError("division mod p needs a prime p")
+            raise field_error(self, "p", message="division mod p needs a prime p")
         if self.model == "transformer" and self.embed_dim % self.heads:
-            raise ValueError(f"embed_dim ({self.embed_dim}) must be a multiple of heads")
+            raise field_error(
+                self,
+                "embed_dim",
+                message=f"must be a multiple of heads ({self.heads}) in the transformer",
+            )
         return self
 
 
-class DigitsTask(Strict):
+class DigitsTask(TaskBase):
     """scikit-learn's 8x8 handwritten digits (1,797 images, shipped in the package)."""
 
     kind: Literal["digits"] = "digits"
@@ -66,7 +91,7 @@ class DigitsTask(Strict):
     train_size: int | None = Field(default=None, ge=10, description="subsample the train split")
 
 
-class GaussianMixtureTask(Strict):
+class GaussianMixtureTask(TaskBase):
     """Classes drawn from isotropic Gaussians with random means; an MLP classifier."""
 
     kind: Literal["gaussian_mixture"] = "gaussian_mixture"
@@ -79,7 +104,7 @@ class GaussianMixtureTask(Strict):
     depth: int = Field(default=2, ge=1, le=8)
 
 
-class OpposingSignalsTask(Strict):
+class OpposingSignalsTask(TaskBase):
     """Planted opposing signals (Rosenfeld & Risteski 2023): a core signal sets the label, and a
     small fraction of examples, split between classes 0 and 1, also carries one large feature.
 
@@ -105,13 +130,17 @@ class OpposingSignalsTask(Strict):
     @model_validator(mode="after")
     def _feasible(self) -> OpposingSignalsTask:
         if self.dim <= self.n_classes:
-            raise ValueError("dim must exceed n_classes (the planted direction is orthogonal)")
+            raise field_error(
+                self, "dim", message="must exceed n_classes (the planted direction is orthogonal)"
+            )
         n = self.n_train + self.n_test
         planted = round(self.planted_fraction * n)
         if planted - planted // 2 > n // self.n_classes:
-            raise ValueError(
-                f"{planted} planted examples do not fit in classes 0 and 1 "
-                f"({n // self.n_classes} examples each): lower planted_fraction"
+            raise field_error(
+                self,
+                "planted_fraction",
+                message=f"{planted} planted examples do not fit in classes 0 and 1 "
+                f"({n // self.n_classes} examples each)",
             )
         return self
 
@@ -193,10 +222,12 @@ class HessianProbe(ProbeEntry):
     @model_validator(mode="after")
     def _bounded_cost(self) -> HessianProbe:
         if self.max_hvps > HESSIAN_MAX_HVP:
-            raise ValueError(
-                f"one Hessian probe could cost up to {self.max_hvps} Hessian-vector products, "
-                f"above the limit {HESSIAN_MAX_HVP}: lower trace_probes, density_starts/steps or "
-                "batch_sharpness"
+            raise field_error(
+                self,
+                "density_steps" if self.density else "trace_probes",
+                message=f"one Hessian probe could cost up to {self.max_hvps} Hessian-vector "
+                f"products, above the limit {HESSIAN_MAX_HVP}: lower trace_probes, "
+                "density_starts/steps or batch_sharpness",
             )
         return self
 
@@ -243,12 +274,15 @@ class OpposingProbe(ProbeEntry):
     @model_validator(mode="after")
     def _groups_fit(self) -> OpposingProbe:
         if self.min_size > self.k:
-            raise ValueError(f"min_size ({self.min_size}) above k ({self.k}): no group could form")
+            raise field_error(self, "min_size", message=f"above k ({self.k}): no group could form")
         return self
 
 
 COLLAPSE_MAX_EXAMPLES = 20_000
 COLLAPSE_MAX_LAYERS = 8
+
+
+ModuleName = Annotated[str, Field(min_length=1, max_length=200, pattern=PRINTABLE)]
 
 
 class CollapseProbe(ProbeEntry):
@@ -257,7 +291,7 @@ class CollapseProbe(ProbeEntry):
     Two forward passes over the first ``max_examples`` training examples per probe step.
     """
 
-    layers: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+    layers: list[ModuleName] | None = Field(
         default=None,
         max_length=COLLAPSE_MAX_LAYERS,
         description="extra modules (named_modules) whose input gets nc.<layer>.nc1",
@@ -385,13 +419,15 @@ class LandscapeProbe(ProbeEntry):
     @model_validator(mode="after")
     def _bounded_cost(self) -> LandscapeProbe:
         if self.kind == "interpolation" and self.dims != 1:
-            raise ValueError("dims: interpolation is a 1-D path (dims 1)")
+            raise field_error(self, "dims", message="interpolation is a 1-D path (dims 1)")
         cost = self.example_forwards
         if cost > LANDSCAPE_MAX_EXAMPLE_FORWARDS:
-            raise ValueError(
-                f"one landscape probe could cost up to {cost} single-example forward passes, "
-                f"above the limit {LANDSCAPE_MAX_EXAMPLE_FORWARDS}: lower resolution or eval_size"
-                + (", or use bn 'running'" if self.bn == "recompute" else "")
+            raise field_error(
+                self,
+                "eval_size",
+                message=f"one landscape probe could cost up to {cost} single-example forward "
+                f"passes, above the limit {LANDSCAPE_MAX_EXAMPLE_FORWARDS}: lower resolution or "
+                "eval_size" + (", or use bn 'running'" if self.bn == "recompute" else ""),
             )
         return self
 
@@ -415,9 +451,14 @@ class ProbesConfig(Strict):
     landscape: LandscapeProbe | None = None
 
 
+def _max_steps_schema(schema: dict[str, Any]) -> None:
+    """The limit is a setting (OBS_MAX_STEPS): the published schema states this server's."""
+    schema["maximum"] = get_settings().max_steps
+
+
 class RunConfig(Strict):
-    name: str | None = Field(default=None, max_length=200)
-    tags: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+    name: str | None = Field(default=None, max_length=200, pattern=PRINTABLE)
+    tags: list[Annotated[str, Field(min_length=1, max_length=64, pattern=PRINTABLE)]] = Field(
         default_factory=list, max_length=32
     )
     task: TaskConfig = Field(
@@ -425,7 +466,7 @@ class RunConfig(Strict):
     )
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     batch_size: int | None = Field(default=None, ge=1, description="None: full batch")
-    steps: int = Field(default=1000, ge=1)
+    steps: int = Field(default=1000, ge=1, json_schema_extra=_max_steps_schema)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     log_every: int = Field(default=10, ge=1)
@@ -453,6 +494,15 @@ class RunConfig(Strict):
         if steps > limit:
             raise ValueError(f"steps must be at most {limit} (OBS_MAX_STEPS)")
         return steps
+
+    @model_validator(mode="after")
+    def _warmup_within_run(self) -> RunConfig:
+        optimizer = self.optimizer
+        if optimizer.schedule == "warmup_cosine" and optimizer.warmup_steps >= self.steps:
+            raise field_error(
+                self, "optimizer", "warmup_steps", message=f"must be below steps ({self.steps})"
+            )
+        return self
 
     @property
     def queue(self) -> str:
@@ -564,4 +614,18 @@ class HealthPublic(BaseModel):
 
 
 class ErrorPublic(BaseModel):
-    detail: str | list[dict]
+    """Every error but 422 (``server.api.errors``)."""
+
+    detail: str
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str | int] = Field(description="'body', 'query', 'path' or 'header', then the field")
+    msg: str
+    type: str = Field(description="machine-readable reason, e.g. 'greater_than', 'missing'")
+
+
+class ValidationErrorPublic(BaseModel):
+    """422: each problem with the field it concerns; the input is never echoed."""
+
+    detail: list[ValidationIssue]

@@ -15,7 +15,7 @@ import numpy as np
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, Field
 
-from server.api.deps import RunDep, SessionDep
+from server.api.deps import STEP_MAX, MaxPoints, RunDep, SessionDep, StepDep
 from server.store.metrics import json_safe
 from server.store.outliers import (
     PROBE,
@@ -126,7 +126,9 @@ def monitor_of(session: SessionDep, run_id: int) -> Monitor:
 def outlier_steps(
     run: RunDep,
     session: SessionDep,
-    since_step: Annotated[int | None, Query(ge=0, description="only steps after this")] = None,
+    since_step: Annotated[
+        int | None, Query(ge=0, le=STEP_MAX, description="only steps after this")
+    ] = None,
 ) -> OutlierStepsPublic:
     """The opposing probe's steps, with their number of pairs and best pair score."""
     monitor = read_monitor(session, run_id=run.id)
@@ -146,7 +148,7 @@ def outlier_steps(
 def outliers_at(
     run: RunDep,
     session: SessionDep,
-    step: Annotated[int, Path(ge=0)],
+    step: StepDep,
     span: Annotated[
         int, Query(ge=0, le=500, description="probe steps each side in the mean loss curves")
     ] = 20,
@@ -173,9 +175,8 @@ def outliers_at(
         for i, (g, pos) in enumerate(zip(meta.get("groups", []), positions, strict=True))
     ]
     every = int(monitor.meta.get("every", 1))
-    around = read_arrays_between(
-        session, run_id=run.id, probe=PROBE, lo=step - span * every, hi=step + span * every
-    )
+    lo, hi = max(0, step - span * every), min(STEP_MAX, step + span * every)
+    around = read_arrays_between(session, run_id=run.id, probe=PROBE, lo=lo, hi=hi)
     curves = GroupCurves(
         steps=[s for s, _ in around],
         mean_loss=[
@@ -215,15 +216,11 @@ def example_loss(
     run: RunDep,
     session: SessionDep,
     index: Annotated[int, Path(ge=0, description="training-set index")],
-    max_points: Annotated[
-        int, Query(ge=0, le=1_000_000, description="downsample above this (≥ 4); 0: every point")
-    ] = 1000,
+    max_points: MaxPoints = 1000,
 ) -> ExampleLossPublic:
     """One monitored training example's loss at every probe step (min/max downsampled)."""
-    if 0 < max_points < 4:
-        raise HTTPException(422, detail="max_points must be 0 (every point) or at least 4")
     monitor = monitor_of(session, run.id)
-    position = monitor.position(index)
+    position = monitor.position(index) if index <= STEP_MAX else None
     if position is None:
         raise HTTPException(
             404,

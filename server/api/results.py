@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import APIRouter, HTTPException, Path
 
-from server.api.deps import RunDep, SessionDep
+from server.api.deps import RunDep, SessionDep, StepDep
 from server.schemas import ArrayResultPublic, ArrayStepsPublic
 from server.store.results import list_arrays, read_arrays, unpack_arrays
 
@@ -54,7 +54,7 @@ def array_steps(run: RunDep, session: SessionDep, probe: ProbeName) -> ArrayStep
 
 @router.get("/arrays/{probe}/{step}", response_model=ArrayResultPublic)
 def array_at(
-    run: RunDep, session: SessionDep, probe: ProbeName, step: Annotated[int, Path(ge=0)]
+    run: RunDep, session: SessionDep, probe: ProbeName, step: StepDep
 ) -> ArrayResultPublic:
     return result_at(session, run.id, probe, step)
 
@@ -63,7 +63,7 @@ def _bind(route: str, probe: str) -> None:
     def steps(run: RunDep, session: SessionDep) -> ArrayStepsPublic:
         return steps_of(session, run.id, probe)
 
-    def at(run: RunDep, session: SessionDep, step: Annotated[int, Path(ge=0)]) -> ArrayResultPublic:
+    def at(run: RunDep, session: SessionDep, step: StepDep) -> ArrayResultPublic:
         return result_at(session, run.id, probe, step)
 
     router.add_api_route(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
@@ -9,14 +10,16 @@ from fastapi.encoders import jsonable_encoder
 
 from server.api.auth import limit_submissions
 from server.api.deps import RunDep, SessionDep, SettingsDep
+from server.api.errors import responses
 from server.broker import enqueue_run, notify, wake_worker
 from server.limits import check_limits
 from server.models import Run, RunStatus
 from server.presets import PRESETS
-from server.schemas import RunConfig, RunCostPublic, RunCreate, RunPublic, RunsPublic
+from server.schemas import PRINTABLE, RunConfig, RunCostPublic, RunCreate, RunPublic, RunsPublic
 from server.store import runs as run_store
 
 router = APIRouter(prefix="/runs", tags=["runs"])
+log = logging.getLogger(__name__)
 
 
 def to_public(run: Run) -> RunPublic:
@@ -28,7 +31,11 @@ def to_public(run: Run) -> RunPublic:
 
 
 @router.post(
-    "", status_code=201, response_model=RunPublic, dependencies=[Depends(limit_submissions)]
+    "",
+    status_code=201,
+    response_model=RunPublic,
+    responses=responses(413, 415, 422, 429, 503),
+    dependencies=[Depends(limit_submissions)],
 )
 def create_run(body: RunCreate, session: SessionDep, settings: SettingsDep) -> RunPublic:
     check_limits(body, settings)
@@ -37,23 +44,26 @@ def create_run(body: RunCreate, session: SessionDep, settings: SettingsDep) -> R
     try:
         enqueue_run(settings, run_id=run.id, queue=run.queue)
     except Exception as error:  # broker down: the run must not sit queued forever
-        run_store.fail_unclaimed(session, run_id=run.id, error=f"could not queue the run: {error}")
-        raise HTTPException(status_code=503, detail=f"broker unreachable: {error}") from error
+        run_store.fail_unclaimed(
+            session, run_id=run.id, error="could not queue the run: the broker was unreachable"
+        )
+        log.warning("run %s not queued, broker unreachable: %r", run.id, error)
+        raise HTTPException(503, detail="broker unreachable: the run was not queued") from error
     return to_public(run)
 
 
-@router.post("/validate", response_model=RunCostPublic)
+@router.post("/validate", response_model=RunCostPublic, responses=responses(413, 415, 422))
 def validate_run(body: RunCreate, settings: SettingsDep) -> RunCostPublic:
     """What the run would cost (parameters, data set, probes) and the limits, or the same 422 as
     submitting it; nothing is stored."""
     return check_limits(body, settings)
 
 
-@router.get("", response_model=RunsPublic)
+@router.get("", response_model=RunsPublic, responses=responses(422))
 def list_runs(
     session: SessionDep,
     status: Annotated[RunStatus | None, Query()] = None,
-    tag: Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00]*$")] = None,
+    tag: Annotated[str | None, Query(max_length=64, pattern=PRINTABLE)] = None,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> RunsPublic:
@@ -64,12 +74,12 @@ def list_runs(
     return RunsPublic(data=[to_public(r) for r in runs], count=count)
 
 
-@router.get("/{run_id}", response_model=RunPublic)
+@router.get("/{run_id}", response_model=RunPublic, responses=responses(404, 422))
 def read_run(run: RunDep) -> RunPublic:
     return to_public(run)
 
 
-@router.post("/{run_id}/cancel", response_model=RunPublic)
+@router.post("/{run_id}/cancel", response_model=RunPublic, responses=responses(404, 409, 415, 422))
 def cancel_run(run: RunDep, session: SessionDep, settings: SettingsDep) -> RunPublic:
     if RunStatus(run.status).finished:
         raise HTTPException(status_code=409, detail=f"run {run.id} is already {run.status}")
@@ -80,7 +90,7 @@ def cancel_run(run: RunDep, session: SessionDep, settings: SettingsDep) -> RunPu
     return to_public(run)
 
 
-@router.delete("/{run_id}", status_code=204)
+@router.delete("/{run_id}", status_code=204, responses=responses(404, 415, 422))
 def delete_run(run: RunDep, session: SessionDep, settings: SettingsDep) -> Response:
     """Deletes the run and all it recorded; a worker still training it stops at its next beat."""
     run_store.delete_run(session, run_id=run.id)

@@ -32,3 +32,14 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settin
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(), raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def db_client(
+    db_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[TestClient]:
+    """The app on each database: SQLite (embedded default) and PostgreSQL, migrated and empty."""
+    monkeypatch.setenv("OBS_DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    with TestClient(create_app(), raise_server_exceptions=False) as test_client:
+        yield test_client

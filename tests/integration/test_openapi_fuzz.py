@@ -1,0 +1,59 @@
+"""schemathesis with every check against ``observatory serve`` on PostgreSQL: no server error, no
+response outside the OpenAPI document, on hundreds of generated requests per operation.
+
+Runs are submitted to a real Redis broker (no worker takes them: they stay queued), so POST
+/api/runs succeeds as it would in production.  ``OBS_FUZZ_EXAMPLES`` raises the count per
+operation (300 by default, the figure CI runs).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.conftest import Service
+
+pytestmark = pytest.mark.integration
+CONFIG = Path(__file__).with_name("schemathesis.toml")
+EXAMPLES = int(os.environ.get("OBS_FUZZ_EXAMPLES", "300"))
+
+
+@pytest.fixture
+def served(pg_schema_url: str, redis_url: str, tmp_path: Path) -> Iterator[Service]:
+    from server import migrate
+
+    broker = f"{redis_url.rsplit('/', 1)[0]}/{random.randrange(1, 16)}"
+    queue = redis.Redis.from_url(broker)
+    queue.flushdb()
+    migrate.upgrade(pg_schema_url)
+    service = Service(
+        tmp_path / "data", "serve", OBS_DATABASE_URL=pg_schema_url, OBS_BROKER_URL=broker
+    )
+    yield service
+    service.stop()
+    queue.flushdb()
+
+
+def test_schemathesis_finds_no_server_error_and_no_schema_violation(
+    served: Service, tmp_path: Path
+) -> None:
+    command = [
+        *(sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG), "run"),
+        f"{served.url}/openapi.json",
+        *("--checks", "all", "--max-examples", str(EXAMPLES), "--workers", "1"),
+        *("--seed", os.environ.get("OBS_FUZZ_SEED", "20261203"), "--no-color"),
+        *("--report", "junit", "--report-dir", str(tmp_path / "report")),
+    ]
+    result = subprocess.run(
+        command, cwd=tmp_path, capture_output=True, text=True, timeout=1500, check=False
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{output[-20000:]}\n--- server log ---\n{served.log}"
+    print(output[output.rfind("\n", 0, output.find("SUMMARY")) :])  # cases run, for the CI log
