@@ -456,6 +456,16 @@ class RunPublic(BaseModel):
     device: str | None
     cancel_requested: bool
     attempts: int
+    notes: str = ""
+
+
+class RunUpdate(Strict):
+    """Body of ``PATCH /api/runs/{id}``: what may change after submission (the fields given)."""
+
+    tags: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        default=None, max_length=32
+    )
+    notes: str | None = Field(default=None, max_length=10_000)
 
 
 class RunsPublic(BaseModel):

@@ -11,7 +11,7 @@ from server.api.deps import RunDep, SessionDep, SettingsDep
 from server.broker import enqueue_run, notify, wake_worker
 from server.models import Run, RunStatus
 from server.presets import PRESETS
-from server.schemas import RunConfig, RunCreate, RunPublic, RunsPublic
+from server.schemas import RunConfig, RunCreate, RunPublic, RunsPublic, RunUpdate
 from server.store import runs as run_store
 
 router = APIRouter(prefix="/runs", tags=["runs"])
@@ -53,6 +53,14 @@ def list_runs(
 
 @router.get("/{run_id}", response_model=RunPublic)
 def read_run(run: RunDep) -> RunPublic:
+    return to_public(run)
+
+
+@router.patch("/{run_id}", response_model=RunPublic)
+def update_run(body: RunUpdate, run: RunDep, session: SessionDep) -> RunPublic:
+    """Edits tags and notes, in any state (a running run's worker never writes them)."""
+    run_store.update_run(session, run=run, changes=body.model_dump(exclude_unset=True))
+    session.commit()
     return to_public(run)
 
 

@@ -60,6 +60,16 @@ def list_runs(
     return runs[offset : offset + limit], len(runs)
 
 
+def update_run(session: Session, *, run: Run, changes: dict) -> Run:
+    """Sets the user-editable fields given (tags, notes); None leaves a field as it is."""
+    if changes.get("tags") is not None:
+        run.tags = list(dict.fromkeys(changes["tags"]))  # order kept, duplicates dropped
+    if changes.get("notes") is not None:
+        run.notes = changes["notes"]
+    session.flush()
+    return run
+
+
 def request_cancel(session: Session, *, run: Run) -> Run:
     """Queued runs are cancelled at once; running ones when the worker sees the flag."""
     run.cancel_requested = True

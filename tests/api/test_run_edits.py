@@ -1,0 +1,45 @@
+"""Run ids are never reused (both databases), and tags and notes can be edited after submission."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from server.db import get_sessionmaker
+from server.schemas import RunConfig
+from server.store import runs as run_store
+
+SMALL = {"task": {"kind": "gaussian_mixture"}, "steps": 20, "log_every": 5, "tags": ["t1"]}
+
+
+def test_deleting_the_newest_run_never_frees_its_id(db_url: str) -> None:
+    config = RunConfig.model_validate(SMALL)
+    with get_sessionmaker(db_url)() as session:
+        first = run_store.create_run(session, config=config).id
+        newest = run_store.create_run(session, config=config).id
+        session.commit()
+        run_store.delete_run(session, run_id=newest)
+        session.commit()
+        after = run_store.create_run(session, config=config).id
+        session.commit()
+    assert first < newest < after
+
+
+def test_patch_edits_tags_and_notes_and_rejects_the_rest(client: TestClient) -> None:
+    run = client.post("/api/runs", json=SMALL).json()
+    url = f"/api/runs/{run['id']}"
+    assert run["notes"] == ""
+
+    edited = client.patch(url, json={"tags": ["sweep-a", "lr", "sweep-a"]})
+    assert edited.status_code == 200, edited.text
+    assert edited.json()["tags"] == ["sweep-a", "lr"] and edited.json()["notes"] == ""
+
+    noted = client.patch(url, json={"notes": "diverged after warm-up"}).json()
+    assert noted["tags"] == ["sweep-a", "lr"] and noted["notes"] == "diverged after warm-up"
+    assert client.get(url).json()["notes"] == "diverged after warm-up"
+    assert client.get("/api/runs").json()["data"][0]["notes"] == "diverged after warm-up"
+
+    for body, field in (({"name": "x"}, "name"), ({"tags": [""]}, "tags"), ({"notes": 3}, "notes")):
+        rejected = client.patch(url, json=body)
+        assert rejected.status_code == 422
+        assert rejected.json()["detail"][0]["loc"][1] == field
+    assert client.patch("/api/runs/999", json={"notes": "x"}).status_code == 404
