@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import enum
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi.encoders import jsonable_encoder
@@ -15,6 +16,7 @@ from server.schemas import RunConfig, RunCreate, RunPublic, RunsPublic, RunUpdat
 from server.store import runs as run_store
 
 router = APIRouter(prefix="/runs", tags=["runs"])
+RunSort = enum.StrEnum("RunSort", {name: name for name in run_store.SORTABLE})
 
 
 def to_public(run: Run) -> RunPublic:
@@ -44,9 +46,22 @@ def list_runs(
     tag: Annotated[str | None, Query(max_length=64)] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    # the runs table's search, task filter and sort (issue 15)
+    q: Annotated[str | None, Query(max_length=100, description="substring of name or tag")] = None,
+    task: Annotated[str | None, Query(max_length=64, description="task kind")] = None,
+    sort: Annotated[RunSort, Query()] = RunSort.id,
+    order: Annotated[Literal["asc", "desc"], Query()] = "desc",
 ) -> RunsPublic:
     runs, count = run_store.list_runs(
-        session, status=status.value if status else None, tag=tag, offset=offset, limit=limit
+        session,
+        status=status.value if status else None,
+        tag=tag,
+        offset=offset,
+        limit=limit,
+        q=q,
+        task=task,
+        sort=sort.value,
+        descending=order == "desc",
     )
     return RunsPublic(data=[to_public(r) for r in runs], count=count)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import String, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from server.models import (
@@ -43,6 +43,42 @@ def create_run(session: Session, *, config: RunConfig) -> Run:
     return run
 
 
+# --- search and sort of the runs table (issue 15) -------------------------------------------
+
+SORTABLE = {
+    "id": Run.id,
+    "name": func.lower(Run.name),
+    "status": Run.status,
+    "created": Run.created_at,
+    "step": Run.step,
+}
+
+
+def search_clauses(*, q: str | None = None, task: str | None = None) -> list:
+    """WHERE clauses of the table's search box (a substring of the name or of any tag, any case)
+    and task filter; the same SQL on SQLite and PostgreSQL (tags are a JSON list, searched as
+    its text)."""
+    clauses = []
+    if q:
+        literal = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{literal}%"
+        name = func.lower(Run.name).like(pattern, escape="\\")
+        tags = func.lower(cast(Run.tags, String)).like(pattern, escape="\\")
+        clauses.append(or_(name, tags))
+    if task:
+        clauses.append(Run.config["task"]["kind"].as_string() == task)
+    return clauses
+
+
+def ordering(sort: str = "id", descending: bool = True) -> tuple:
+    """ORDER BY for a SORTABLE column, ties broken by id (newest first) so pages are stable."""
+    column = SORTABLE[sort]
+    return (column.desc() if descending else column.asc(), Run.id.desc())
+
+
+# ---------------------------------------------------------------------------------------------
+
+
 def list_runs(
     session: Session,
     *,
@@ -50,11 +86,15 @@ def list_runs(
     tag: str | None = None,
     offset: int = 0,
     limit: int = 50,
+    q: str | None = None,
+    task: str | None = None,
+    sort: str = "id",
+    descending: bool = True,
 ) -> tuple[list[Run], int]:
-    query = select(Run)
+    query = select(Run).where(*search_clauses(q=q, task=task))
     if status:
         query = query.where(Run.status == status)
-    runs = list(session.scalars(query.order_by(Run.id.desc())))
+    runs = list(session.scalars(query.order_by(*ordering(sort, descending))))
     if tag:  # tags are a JSON list; filtering in Python keeps SQLite and PostgreSQL alike
         runs = [r for r in runs if tag in (r.tags or [])]
     return runs[offset : offset + limit], len(runs)

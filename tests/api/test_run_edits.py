@@ -43,3 +43,28 @@ def test_patch_edits_tags_and_notes_and_rejects_the_rest(client: TestClient) -> 
         assert rejected.status_code == 422
         assert rejected.json()["detail"][0]["loc"][1] == field
     assert client.patch("/api/runs/999", json={"notes": "x"}).status_code == 404
+
+
+def test_search_by_name_or_tag_filter_by_task_and_sort(db_url: str) -> None:
+    configs = [
+        {**SMALL, "name": "Sweep_lr-0.1", "tags": ["baseline"]},
+        {**SMALL, "name": "other", "tags": ["LR-sweep", "x"]},
+        {"task": {"kind": "digits"}, "steps": 30, "name": "digits-a", "tags": []},
+    ]
+    with get_sessionmaker(db_url)() as session:
+        runs = [run_store.create_run(session, config=RunConfig.model_validate(c)) for c in configs]
+        ids = [run.id for run in runs]
+        session.commit()
+
+        def found(**kwargs: object) -> list[int]:
+            runs, count = run_store.list_runs(session, **kwargs)
+            assert count == len(runs)
+            return [r.id for r in runs]
+
+        assert found(q="sweep") == [ids[1], ids[0]]  # name or tag, any case
+        assert found(q="p_l") == [ids[0]]  # "_" is a character, not a wildcard
+        assert found(q="%") == []
+        assert found(task="digits") == [ids[2]]
+        assert found(task="gaussian_mixture", q="x") == [ids[1]]
+        assert found(sort="name", descending=False) == [ids[2], ids[1], ids[0]]
+        assert found(sort="step", descending=True) == [ids[2], ids[1], ids[0]]  # ties: newest
