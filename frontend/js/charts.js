@@ -8,9 +8,18 @@
 
 import { FINISHED, h } from "./dom.js";
 import { matchesSeries } from "./panels.js";
+import { seriesTitle } from "./catalog.js";
 import { ema } from "./series.js";
+import { colors } from "./theme.js";
 
 export const SERIES_COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777"];
+// Twenty distinguishable colours (Tableau 10, then their light variants) for categories that
+// must never share one: the classes of a projection, the runs of a comparison.
+export const CATEGORY_COLORS = [
+  "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
+  "#a0cbe8", "#ffbe7d", "#ff9d9a", "#86bcb6", "#8cd17d", "#f1ce63", "#d4a6c8", "#fabfd2", "#d7b5a6", "#79706e",
+]; // prettier-ignore
+export const categoryColor = (i) => CATEGORY_COLORS[i % CATEGORY_COLORS.length];
 const OVERLAY_DASHES = ["dot", "dash", "dashdot", "longdash"];
 const MAX_EVENT_LABELS = 20;
 
@@ -19,18 +28,9 @@ export function plotly() {
   return window.Plotly;
 }
 
-// The page's colours (CSS custom properties, so a dark theme reaches the plots) and font.
+// The page's colours (resolved from the stylesheet's variables, see js/theme.js) and font.
 export function theme() {
-  const css = getComputedStyle(document.documentElement);
-  const read = (name, fallback) => css.getPropertyValue(name).trim() || fallback;
-  return {
-    fg: read("--fg", "#1f2937"),
-    grid: read("--grid", "#e5e7eb"),
-    muted: read("--muted", "#6b7280"),
-    event: read("--event", "#b45309"),
-    danger: read("--danger", "#dc2626"),
-    font: getComputedStyle(document.body).fontFamily,
-  };
+  return colors();
 }
 
 // Numbers in titles and labels: 3 significant digits by default; "–" for a missing value.
@@ -38,22 +38,58 @@ export function fmt(value, digits = 3) {
   return value === null || value === undefined ? "–" : Number(value).toPrecision(digits);
 }
 
+// Axis defaults of the current theme. A log axis ticks at 1, 2 and 5 × 10^k, each labelled with
+// its value (plotly's own labels for the ticks between decades are bare digits, "2 5 9 8 7").
+function themedAxis(axis, c) {
+  const log = axis?.type === "log" ? { dtick: "D2", tickformat: "~g" } : {};
+  return { gridcolor: c.grid, linecolor: c.border, zerolinecolor: c.border, ...log, ...axis };
+}
+
+function themedScene(scene, c) {
+  const out = { ...scene };
+  for (const key of ["xaxis", "yaxis", "zaxis"]) {
+    out[key] = { backgroundcolor: "rgba(0,0,0,0)", ...themedAxis(scene[key], c), showbackground: false };
+  }
+  return out;
+}
+
 // The layout every dashboard chart starts from: autosized to its card, transparent so the card's
-// background shows. `height` and the `margin` sides given override the defaults; the other
-// keys (axes, title, legend…) are added as they are.
+// background shows, in the page's theme (font, grid and axis colours, also in 3-D scenes and
+// colour bars). `height` and the `margin` sides given override the defaults; the other keys
+// (axes, title, legend…) are added as they are, over the theme's axis defaults.
 export function plotLayout({ height = 280, margin = {}, ...rest } = {}) {
-  return {
+  const c = colors();
+  const layout = {
     autosize: true,
     height,
     margin: { l: 60, r: 12, t: 28, b: 40, ...margin },
     paper_bgcolor: "rgba(0,0,0,0)",
     plot_bgcolor: "rgba(0,0,0,0)",
+    font: { family: c.font, size: 12, color: c.fg },
+    hoverlabel: { bgcolor: c.bg, bordercolor: c.border, font: { color: c.fg } },
+    legend: { bgcolor: "rgba(0,0,0,0)" },
+    modebar: { bgcolor: "rgba(0,0,0,0)", color: c.muted, activecolor: c.fg },
     ...rest,
   };
+  layout.font = { family: c.font, size: 12, color: c.fg, ...rest.font };
+  for (const key of Object.keys(layout)) {
+    if (/^[xy]axis\d*$/.test(key)) layout[key] = themedAxis(layout[key], c);
+  }
+  for (const key of ["xaxis", "yaxis"]) if (!layout[key]) layout[key] = themedAxis({}, c);
+  if (layout.scene) layout.scene = themedScene(layout.scene, c);
+  return layout;
 }
 
-// Plotly config of the probe panels' charts (line panels add their modebar choices to it).
-export const PLOT_CONFIG = { responsive: true, displaylogo: false };
+// Plotly config of every chart: no plotly logo and no "Share chart…" (it uploads the data to
+// Plotly Cloud); the camera button saves "run-<id>-<panel>[-step-<n>].png".
+export const PLOT_CONFIG = { responsive: true, displaylogo: false, showSendToCloud: false, showEditInChartStudio: false };
+
+export function plotConfig(ctx, { step, name, extra = {} } = {}) {
+  const stepPart = step === undefined || step === null ? null : `step-${step}`;
+  const parts = [`run-${ctx.runId}`, ctx.panel?.id ?? "chart", name, stepPart];
+  const filename = parts.filter((p) => p !== undefined && p !== null).join("-");
+  return { ...PLOT_CONFIG, ...extra, toImageButtonOptions: { format: "png", scale: 2, filename } };
+}
 
 // Series names a panel draws: exact names always (empty until their first point, so live
 // appends have a trace to extend), "prefix.*" families as found in the store, sorted.
@@ -107,21 +143,18 @@ export function eventMarkers(events, logX, colors = theme()) {
   };
 }
 
+// An annotation centred in a chart that says why it shows nothing (or what it found none of).
+export function noteAnnotation(text, c = theme(), y = 0.5) {
+  return { text, xref: "paper", yref: "paper", x: 0.5, y, showarrow: false, font: { size: 13, color: c.muted } };
+}
+
 function layout(ctx, { yTitle, logY, empty, legend }) {
   const colors = theme();
   const logX = Boolean(ctx.options.logX);
   const markers = eventMarkers(ctx.events, logX, colors);
   if (empty) {
     const finished = FINISHED.has(ctx.run?.status);
-    markers.annotations.push({
-      text: finished ? "no points were recorded" : "waiting for the first points…",
-      xref: "paper",
-      yref: "paper",
-      x: 0.5,
-      y: 0.5,
-      showarrow: false,
-      font: { size: 13, color: colors.muted },
-    });
+    markers.annotations.push(noteAnnotation(finished ? "no points were recorded" : "waiting for the first points…", colors));
   }
   return plotLayout({
     font: { family: colors.font, size: 12, color: colors.fg },
@@ -148,20 +181,19 @@ function layout(ctx, { yTitle, logY, empty, legend }) {
   });
 }
 
-const LINE_PLOT_CONFIG = {
-  ...PLOT_CONFIG,
-  modeBarButtonsToRemove: ["lasso2d", "select2d", "autoScale2d"],
-  toImageButtonOptions: { format: "png", scale: 2 },
-};
+const LINE_MODEBAR = { modeBarButtonsToRemove: ["lasso2d", "select2d", "autoScale2d"] };
 
 // A scalar panel spec: `series` drawn against the step, optional log-y toggle (`logY` given),
-// overlaid runs when `overlay`; `labels` maps series names to legend names; `smooth: false`
+// overlaid runs when `overlay`; `labels` maps series names to legend names (default: their
+// title in js/catalog.js); `smooth: false`
 // exempts it from the smoothing slider (a learning rate schedule should stay exact).
 export function linePanel({ id, title, series, yTitle, logY, labels = {}, smooth = true, ...rest }) {
-  const label = (name) => labels[name] ?? name;
+  let shownRun = null; // the run being drawn: some titles depend on its optimizer
+  const label = (name) => labels[name] ?? seriesTitle(name, shownRun);
   const weight = (ctx) => (smooth ? Number(ctx.options.smoothing) || 0 : 0);
 
   function render(ctx) {
+    shownRun = ctx.run;
     const names = seriesNames(series, ctx.store);
     const w = weight(ctx);
     ctx.state.names = names;
@@ -220,7 +252,7 @@ export function linePanel({ id, title, series, yTitle, logY, labels = {}, smooth
       empty: ctx.state.empty,
       legend: traces.filter((t) => t.showlegend !== false).length > 1,
     };
-    plotly().react(ctx.el, traces, layout(ctx, options), LINE_PLOT_CONFIG);
+    plotly().react(ctx.el, traces, layout(ctx, options), plotConfig(ctx, { extra: LINE_MODEBAR }));
   }
 
   function update(ctx, delta) {
@@ -318,8 +350,9 @@ export function chooseStep(select, steps) {
 }
 
 // Spec of a panel drawn from data it fetches itself: the first render runs `mount(ctx)` (extra
-// controls, child elements) if given; every render and every new point of its series re-run
-// `draw(ctx)` (async) through refresher(); run events do not concern it.
+// controls, child elements) if given; every render, every new point of its series and the run's
+// end re-run `draw(ctx)` (async) through refresher() (the last probe step's arrays may land after
+// its scalar point was streamed); run events do not concern it.
 export function fetchedPanel({ mount, draw, ...rest }) {
   return {
     ...rest,
@@ -332,6 +365,9 @@ export function fetchedPanel({ mount, draw, ...rest }) {
     },
     update(ctx) {
       ctx.state.refresh();
+    },
+    onStatus(ctx) {
+      if (FINISHED.has(ctx.run?.status)) ctx.state.refresh?.();
     },
     onEvents() {},
   };
@@ -349,8 +385,17 @@ export function arrayPanel({ id, steps, draw, ...rest }) {
       ctx.card.querySelector(".panel-controls")?.prepend(ctx.state.select);
     },
     async draw(ctx) {
-      const step = chooseStep(ctx.state.select, await steps(ctx));
+      const offered = await steps(ctx);
+      const step = chooseStep(ctx.state.select, offered);
       if (step !== null) await draw(ctx, step);
+      // the stream announced a newer probe step whose arrays were not listed yet: look again
+      const announced = ctx.store.get(rest.series?.[0] ?? "").steps.at(-1);
+      if (announced > (offered.at(-1) ?? -Infinity) && !ctx.state.retry && !FINISHED.has(ctx.run?.status)) {
+        ctx.state.retry = setTimeout(() => {
+          ctx.state.retry = null;
+          ctx.state.refresh();
+        }, 1000);
+      }
     },
   });
 }

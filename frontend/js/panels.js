@@ -75,6 +75,24 @@ export class PanelHost {
     this.autoPanel = autoPanel; // name -> panel spec, for unclaimed series
     this.auto = new Map();
     this.mounted = new Map(); // id -> {panel, ctx}
+    // Every chart follows its card's size (a window resize, or the grid reflowing around it):
+    // plotly's own `responsive` only listens to the window, and misses the second.
+    this.resized = new Set();
+    this.observer = new ResizeObserver((entries) => {
+      const first = !this.resized.size;
+      for (const entry of entries) this.resized.add(entry.target);
+      if (first) requestAnimationFrame(() => this.resizeCharts());
+    });
+  }
+
+  resizeCharts() {
+    const cards = [...this.resized];
+    this.resized.clear();
+    for (const card of cards) {
+      for (const chart of card.querySelectorAll(".js-plotly-plot")) {
+        if (chart.offsetParent !== null) window.Plotly?.Plots.resize(chart).catch(() => {}); // hidden meanwhile
+      }
+    }
   }
 
   panels() {
@@ -132,7 +150,7 @@ export class PanelHost {
     const card = h(
       "article",
       { class: "card panel", id: `panel-${panel.id}`, dataset: { panel: panel.id } },
-      h("header", {}, h("h3", {}, panel.title ?? panel.id), controls),
+      h("header", {}, h("h3", { title: panel.description }, panel.title ?? panel.id), controls),
       errorBox,
       el,
     );
@@ -152,6 +170,7 @@ export class PanelHost {
     const after = this.panels().find((p) => p.order > panel.order && this.mounted.has(p.id));
     this.container.insertBefore(card, after ? this.mounted.get(after.id).ctx.card : null);
     this.mounted.set(panel.id, { panel, ctx });
+    this.observer.observe(card);
     this.safely(panel, ctx, () => panel.render(ctx));
   }
 

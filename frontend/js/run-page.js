@@ -3,6 +3,7 @@
 // cursor, appending points to the charts and updating the header.
 
 import { api } from "./api.js";
+import { describeSeries } from "./catalog.js";
 import { linePanel } from "./charts.js";
 import { FINISHED, h, showError } from "./dom.js";
 import { renderEvents } from "./events-list.js";
@@ -13,6 +14,7 @@ import "./panels/index.js";
 import { mountRunHeader } from "./run-header.js";
 import { SeriesStore } from "./series.js";
 import { openStream } from "./stream.js";
+import { mountThemeToggle } from "./theme.js";
 
 const HISTORY_POINTS = 2000;
 // Live points are appended to the charts as they come; past this many per series since the last
@@ -71,6 +73,7 @@ function mountChartControls(container, view, host) {
 
 async function main() {
   mountHealth(document.getElementById("health-slot"));
+  mountThemeToggle(document.getElementById("theme-slot"));
   const runId = parseRunId();
   if (!runId) {
     showError(headerEl, "No run here:", new Error(`${window.location.pathname} names no run id`));
@@ -97,9 +100,13 @@ async function main() {
 
   const header = mountRunHeader(headerEl, { runId, onCancel: () => cancel() });
   header.update(view.run);
-  const autoPanel = (name) => linePanel({ id: `auto-${name.replace(/[^\w-]/g, "-")}`, title: name, series: [name], order: 1000 });
+  const autoPanel = (name) => {
+    const { title, unit, description } = describeSeries(name, view.run);
+    return linePanel({ id: `auto-${name.replace(/[^\w-]/g, "-")}`, title, description, yTitle: unit, series: [name], order: 1000 });
+  };
   const host = new PanelHost(panelsEl, view, { autoPanel });
   const overlayEl = mountChartControls(controlsEl, view, host);
+  window.addEventListener("themechange", () => host.renderAll());
   mountOverlay(overlayEl, { runId, overlays: view.overlays, onChange: () => host.renderAll((p) => p.overlay) });
 
   let appended = 0;
@@ -190,6 +197,7 @@ async function main() {
     event: (event) => addEvents([event]),
     async end(final) {
       if (final.status === "deleted") {
+        header.markDeleted();
         header.setConnection("deleted");
         header.notice.set("This run was deleted; the charts show what was received.");
         return;
@@ -198,6 +206,7 @@ async function main() {
       try {
         view.run = await api.getRun(runId); // finished_at, final error
         header.update(view.run);
+        host.statusChanged(); // panels that fetch arrays load the last probe step
       } catch {
         // the header already shows the final status from the stream
       }
