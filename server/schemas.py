@@ -436,6 +436,15 @@ class RunCreate(RunConfig):
     """Body of ``POST /api/runs``: a RunConfig."""
 
 
+class SeriesSummary(BaseModel):
+    """Last, min and max of one series of a run (NaN points are left out of min and max)."""
+
+    last: float | None
+    last_step: int
+    min: float | None
+    max: float | None
+
+
 class RunPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -457,6 +466,8 @@ class RunPublic(BaseModel):
     cancel_requested: bool
     attempts: int
     notes: str = ""
+    # per requested series (GET /api/runs?summary=…): from the series summaries, no scan
+    summary: dict[str, SeriesSummary] | None = None
 
 
 class RunUpdate(Strict):

@@ -12,7 +12,14 @@ from server.api.deps import RunDep, SessionDep, SettingsDep
 from server.broker import enqueue_run, notify, wake_worker
 from server.models import Run, RunStatus
 from server.presets import PRESETS
-from server.schemas import RunConfig, RunCreate, RunPublic, RunsPublic, RunUpdate
+from server.schemas import (
+    RunConfig,
+    RunCreate,
+    RunPublic,
+    RunsPublic,
+    RunUpdate,
+    SeriesSummary,
+)
 from server.store import runs as run_store
 
 router = APIRouter(prefix="/runs", tags=["runs"])
@@ -51,6 +58,10 @@ def list_runs(
     task: Annotated[str | None, Query(max_length=64, description="task kind")] = None,
     sort: Annotated[RunSort, Query()] = RunSort.id,
     order: Annotated[Literal["asc", "desc"], Query()] = "desc",
+    summary: Annotated[
+        str | None,
+        Query(max_length=2000, description="comma-separated series: their last/min/max per run"),
+    ] = None,
 ) -> RunsPublic:
     runs, count = run_store.list_runs(
         session,
@@ -63,7 +74,14 @@ def list_runs(
         sort=sort.value,
         descending=order == "desc",
     )
-    return RunsPublic(data=[to_public(r) for r in runs], count=count)
+    public = [to_public(r) for r in runs]
+    names = [n for n in (summary or "").split(",") if n][:20]
+    if names:
+        found = run_store.series_summaries(session, run_ids=[r.id for r in runs], names=names)
+        for run in public:
+            mine = found.get(run.id, {})
+            run.summary = {name: SeriesSummary.model_validate(v) for name, v in mine.items()}
+    return RunsPublic(data=public, count=count)
 
 
 @router.get("/{run_id}", response_model=RunPublic)

@@ -76,6 +76,34 @@ def ordering(sort: str = "id", descending: bool = True) -> tuple:
     return (column.desc() if descending else column.asc(), Run.id.desc())
 
 
+def series_summaries(
+    session: Session, *, run_ids: list[int], names: list[str]
+) -> dict[int, dict[str, dict]]:
+    """``{run_id: {name: {last, last_step, min, max}}}`` from the per-series summaries that every
+    write keeps current: the runs table's summary columns cost one indexed query per page."""
+    if not run_ids or not names:
+        return {}
+    rows = session.execute(
+        select(
+            Series.run_id,
+            Series.name,
+            Series.last_value,
+            Series.last_step,
+            Series.min_value,
+            Series.max_value,
+        ).where(Series.run_id.in_(run_ids), Series.name.in_(names))
+    )
+    out: dict[int, dict[str, dict]] = {}
+    for run_id, name, last, last_step, low, high in rows:
+        out.setdefault(run_id, {})[name] = {
+            "last": last,
+            "last_step": last_step,
+            "min": low,
+            "max": high,
+        }
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 
 

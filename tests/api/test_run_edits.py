@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from server.db import get_sessionmaker
+from server.config import Settings
+from server.db import get_engine, get_sessionmaker
 from server.schemas import RunConfig
 from server.store import runs as run_store
+from server.store.metrics import Point, write_points
 
 SMALL = {"task": {"kind": "gaussian_mixture"}, "steps": 20, "log_every": 5, "tags": ["t1"]}
 
@@ -68,3 +70,18 @@ def test_search_by_name_or_tag_filter_by_task_and_sort(db_url: str) -> None:
         assert found(task="gaussian_mixture", q="x") == [ids[1]]
         assert found(sort="name", descending=False) == [ids[2], ids[1], ids[0]]
         assert found(sort="step", descending=True) == [ids[2], ids[1], ids[0]]  # ties: newest
+
+
+def test_the_runs_list_carries_the_summaries_asked_for(
+    client: TestClient, settings: Settings
+) -> None:
+    run_id = client.post("/api/runs", json=SMALL).json()["id"]
+    other = client.post("/api/runs", json=SMALL).json()["id"]
+    points = [Point("test.acc", s, v, 0.0) for s, v in ((0, 0.1), (5, 0.9), (10, 0.7))]
+    with get_engine(settings.resolved_database_url).begin() as connection:
+        write_points(connection, run_id=run_id, points=points)
+    data = client.get("/api/runs", params={"summary": "test.acc,nope"}).json()["data"]
+    by_id = {run["id"]: run["summary"] for run in data}
+    assert by_id[run_id] == {"test.acc": {"last": 0.7, "last_step": 10, "min": 0.1, "max": 0.9}}
+    assert by_id[other] == {}
+    assert client.get("/api/runs").json()["data"][0]["summary"] is None
