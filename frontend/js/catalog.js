@@ -74,3 +74,10 @@ export function describeSeries(name, run) {
 }
 
 export const seriesTitle = (name, run) => describeSeries(name, run).title;
+
+// The exact (non-family) series names with their titles, for choosers.
+export function knownSeries(run) {
+  return Object.keys(ENTRIES)
+    .filter((name) => !name.includes("*"))
+    .map((name) => ({ name, title: describeSeries(name, run).title }));
+}

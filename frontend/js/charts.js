@@ -20,7 +20,10 @@ export const CATEGORY_COLORS = [
   "#a0cbe8", "#ffbe7d", "#ff9d9a", "#86bcb6", "#8cd17d", "#f1ce63", "#d4a6c8", "#fabfd2", "#d7b5a6", "#79706e",
 ]; // prettier-ignore
 export const categoryColor = (i) => CATEGORY_COLORS[i % CATEGORY_COLORS.length];
-const OVERLAY_DASHES = ["dot", "dash", "dashdot", "longdash"];
+const SERIES_DASHES = ["solid", "dot", "dash", "dashdot", "longdash"];
+// Past this many curves the legend would crowd the chart: the run chips above say which colour
+// is which run, the hover names every curve.
+const MAX_LEGEND_ENTRIES = 8;
 const MAX_EVENT_LABELS = 20;
 
 export function plotly() {
@@ -184,10 +187,11 @@ function layout(ctx, { yTitle, logY, empty, legend }) {
 const LINE_MODEBAR = { modeBarButtonsToRemove: ["lasso2d", "select2d", "autoScale2d"] };
 
 // A scalar panel spec: `series` drawn against the step, optional log-y toggle (`logY` given),
-// overlaid runs when `overlay`; `labels` maps series names to legend names (default: their
-// title in js/catalog.js); `smooth: false`
-// exempts it from the smoothing slider (a learning rate schedule should stay exact).
-export function linePanel({ id, title, series, yTitle, logY, labels = {}, smooth = true, ...rest }) {
+// the compared runs overlaid unless `overlay: false`; `labels` maps series names to legend names
+// (default: their title in js/catalog.js); `smooth: false` exempts it from the smoothing slider
+// (a learning rate schedule should stay exact). When runs are compared, every run has one colour
+// on every panel (its chip's, categoryColor) and each series of a panel one dash.
+export function linePanel({ id, title, series, yTitle, logY, labels = {}, smooth = true, overlay = true, ...rest }) {
   let shownRun = null; // the run being drawn: some titles depend on its optimizer
   const label = (name) => labels[name] ?? seriesTitle(name, shownRun);
   const weight = (ctx) => (smooth ? Number(ctx.options.smoothing) || 0 : 0);
@@ -198,15 +202,18 @@ export function linePanel({ id, title, series, yTitle, logY, labels = {}, smooth
     const w = weight(ctx);
     ctx.state.names = names;
     ctx.state.ema = names.map(() => ({ m: 0, n: 0 }));
+    const compare = overlay && ctx.overlays.length > 0;
+    const colorOf = (i) => (compare ? categoryColor(0) : SERIES_COLORS[i % SERIES_COLORS.length]);
     const traces = names.map((name, i) => {
       const s = ctx.store.get(name);
       return {
         type: "scatter",
         mode: s.steps.length === 1 ? "markers" : "lines",
-        name: label(name),
+        name: compare ? `#${ctx.runId} ${label(name)}` : label(name),
+        legendgroup: compare ? `run-${ctx.runId}` : undefined,
         x: s.steps.slice(),
         y: ema(s.values, w, ctx.state.ema[i]),
-        line: { color: SERIES_COLORS[i % SERIES_COLORS.length], width: 1.8 },
+        line: { color: colorOf(i), width: 1.8, dash: compare ? SERIES_DASHES[i % SERIES_DASHES.length] : "solid" },
         hovertemplate: "%{y:.4g}",
         connectgaps: false,
       };
@@ -220,14 +227,14 @@ export function linePanel({ id, title, series, yTitle, logY, labels = {}, smooth
           name: `${label(name)} (raw)`,
           x: s.steps.slice(),
           y: s.values.slice(),
-          line: { color: SERIES_COLORS[i % SERIES_COLORS.length], width: 1 },
+          line: { color: colorOf(i), width: 1 },
           opacity: 0.25,
           showlegend: false,
           hoverinfo: "skip",
         });
       });
     }
-    if (rest.overlay) {
+    if (compare) {
       for (const run of ctx.overlays) {
         names.forEach((name, i) => {
           const s = run.store.get(name);
@@ -239,18 +246,19 @@ export function linePanel({ id, title, series, yTitle, logY, labels = {}, smooth
             legendgroup: `run-${run.id}`,
             x: s.steps.slice(),
             y: ema(s.values, w),
-            line: { color: run.color, width: 1.5, dash: OVERLAY_DASHES[i % OVERLAY_DASHES.length] },
+            line: { color: run.color, width: 1.5, dash: SERIES_DASHES[i % SERIES_DASHES.length] },
             hovertemplate: "%{y:.4g}",
           });
         });
       }
     }
     ctx.state.empty = traces.every((t) => !t.x.length);
+    const entries = traces.filter((t) => t.showlegend !== false).length;
     const options = {
       yTitle,
       logY: Boolean(ctx.local.logY),
       empty: ctx.state.empty,
-      legend: traces.filter((t) => t.showlegend !== false).length > 1,
+      legend: entries > 1 && entries <= MAX_LEGEND_ENTRIES,
     };
     plotly().react(ctx.el, traces, layout(ctx, options), plotConfig(ctx, { extra: LINE_MODEBAR }));
   }
@@ -289,7 +297,7 @@ export function linePanel({ id, title, series, yTitle, logY, labels = {}, smooth
   }
 
   const controls = logY === undefined ? [] : [{ key: "logY", label: "log y", value: logY }];
-  return { id, title, series, controls, render, update, onEvents, onStatus, ...rest };
+  return { id, title, series, controls, overlay, render, update, onEvents, onStatus, ...rest };
 }
 
 // For panels that fetch arrays: returns a function that runs `draw(ctx)` (async) at most once at

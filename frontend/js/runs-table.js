@@ -16,10 +16,12 @@ import {
   setStatusBadge,
   statusBadge,
 } from "./dom.js";
+import { columnChooser, columnLabel, summaryText } from "./runs-columns.js";
 import { compareUrl, readQuery, SORT_DEFAULT_ORDER, writeQuery } from "./runs-query.js";
 
 const POLL_MS = 2000;
 const PAGE_SIZE = 25;
+const SUMMARY_AT = 5; // summary columns go after Progress
 const COLUMNS = [
   // [label, sort key or null, class]
   ["", null, "select"],
@@ -91,6 +93,20 @@ export function mountRunsTable(container, { taskKinds = [] } = {}) {
     if (!key) return h("th", { scope: "col", class: cls }, label);
     return h("th", { scope: "col", dataset: { sort: key } }, h("button", { type: "button", class: "sort", onclick: () => sortBy(key) }, label));
   });
+  const headRow = h("tr", {});
+  function showHeaders() {
+    const summaries = filter.cols.map((col) => h("th", { scope: "col", class: "summary" }, columnLabel(col)));
+    headRow.replaceChildren(...headers.slice(0, SUMMARY_AT), ...summaries, ...headers.slice(SUMMARY_AT));
+  }
+  showHeaders();
+  const chooser = columnChooser(filter.cols, (cols) => {
+    filter.cols = cols;
+    showHeaders();
+    for (const row of rows.values()) row.tr.remove();
+    rows.clear(); // rows are rebuilt with the new cells
+    generation += 1;
+    refresh();
+  });
   const editor = tagEditor(() => refresh(), notice);
 
   container.replaceChildren(
@@ -100,6 +116,7 @@ export function mountRunsTable(container, { taskKinds = [] } = {}) {
       search,
       statusSelect,
       taskSelect,
+      chooser,
       h("span", { class: "spacer" }),
       compareButton,
       clearButton,
@@ -108,7 +125,7 @@ export function mountRunsTable(container, { taskKinds = [] } = {}) {
       nextButton,
     ),
     notice.el,
-    h("div", { class: "table-wrap" }, h("table", { id: "runs-table", class: "runs" }, h("thead", {}, h("tr", {}, headers)), tbody)),
+    h("div", { class: "table-wrap" }, h("table", { id: "runs-table", class: "runs" }, h("thead", {}, headRow), tbody)),
     empty,
     editor.el,
   );
@@ -207,6 +224,7 @@ export function mountRunsTable(container, { taskKinds = [] } = {}) {
         });
       }
     });
+    const summaries = filter.cols.map((col) => ({ col, td: h("td", { class: "summary mono" }) }));
     const tr = h(
       "tr",
       { dataset: { runId: String(run.id) } },
@@ -215,6 +233,7 @@ export function mountRunsTable(container, { taskKinds = [] } = {}) {
       h("td", { class: "name" }, name, sub, notes),
       h("td", {}, badge),
       h("td", { class: "progress-cell" }, bar, stepText),
+      summaries.map((s) => s.td),
       h("td", { class: "tags" }, tagList, edit),
       created,
       h("td", { class: "actions" }, cancel, remove),
@@ -230,6 +249,7 @@ export function mountRunsTable(container, { taskKinds = [] } = {}) {
       setStatusBadge(badge, next.cancel_requested && !FINISHED.has(next.status) ? "cancelling" : next.status);
       setProgress(bar, next.progress, next.status);
       setText(stepText, `${next.step.toLocaleString()} / ${next.total_steps.toLocaleString()}`);
+      for (const { col, td } of summaries) setText(td, summaryText(next, col));
       const tagText = next.tags.join(", ");
       if (tagList.dataset.value !== tagText) {
         tagList.dataset.value = tagText;
@@ -278,7 +298,8 @@ export function mountRunsTable(container, { taskKinds = [] } = {}) {
     clearTimeout(timer);
     const mine = generation;
     try {
-      const { data, count } = await api.listRuns({ ...filter, limit: PAGE_SIZE });
+      const summary = [...new Set(filter.cols.map((c) => c.name))].join(",");
+      const { data, count } = await api.listRuns({ ...filter, summary, limit: PAGE_SIZE });
       if (mine !== generation) return;
       if (count > 0 && data.length === 0 && filter.offset > 0) {
         filter.offset = Math.max(0, count - PAGE_SIZE); // the page emptied under us
