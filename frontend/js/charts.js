@@ -41,10 +41,10 @@ export function fmt(value, digits = 3) {
   return value === null || value === undefined ? "–" : Number(value).toPrecision(digits);
 }
 
-// Axis defaults of the current theme. A log axis ticks at 1, 2 and 5 × 10^k, each labelled with
-// its value (plotly's own labels for the ticks between decades are bare digits, "2 5 9 8 7").
+// Axis defaults of the current theme. A log axis labels the ticks between decades with their
+// value ("0.2", "0.5"), not plotly's default bare digits ("2 5 9 8 7" without the magnitude).
 function themedAxis(axis, c) {
-  const log = axis?.type === "log" ? { dtick: "D2", tickformat: "~g" } : {};
+  const log = axis?.type === "log" ? { minorloglabels: "complete" } : {};
   return { gridcolor: c.grid, linecolor: c.border, zerolinecolor: c.border, ...log, ...axis };
 }
 
@@ -260,7 +260,20 @@ export function linePanel({ id, title, series, yTitle, logY, labels = {}, smooth
       empty: ctx.state.empty,
       legend: entries > 1 && entries <= MAX_LEGEND_ENTRIES,
     };
-    plotly().react(ctx.el, traces, layout(ctx, options), plotConfig(ctx, { extra: LINE_MODEBAR }));
+    const drawn = layout(ctx, options);
+    if (ctx.options.xRange) Object.assign(drawn.xaxis, { range: ctx.options.xRange, autorange: false });
+    plotly().react(ctx.el, traces, drawn, plotConfig(ctx, { extra: LINE_MODEBAR }));
+    if (!ctx.state.zoomBound) {
+      // a zoom on the step axis is announced, so that the page can apply it to every line panel
+      ctx.state.zoomBound = true;
+      ctx.el.dataset.stepAxis = "true";
+      ctx.el.on("plotly_relayout", (change) => {
+        const range = change["xaxis.range[0]"] !== undefined ? [change["xaxis.range[0]"], change["xaxis.range[1]"]] : change["xaxis.range"];
+        if (range || change["xaxis.autorange"]) {
+          ctx.el.dispatchEvent(new CustomEvent("stepzoom", { bubbles: true, detail: range ?? null }));
+        }
+      });
+    }
   }
 
   function update(ctx, delta) {

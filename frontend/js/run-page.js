@@ -4,11 +4,13 @@
 
 import { api } from "./api.js";
 import { describeSeries } from "./catalog.js";
+import { mountChartControls, readView } from "./chart-controls.js";
 import { linePanel } from "./charts.js";
 import { FINISHED, h, showError } from "./dom.js";
 import { renderEvents } from "./events-list.js";
 import { mountHealth } from "./health.js";
 import { mountOverlay } from "./overlay.js";
+import { PanelLayout } from "./layout.js";
 import { PanelHost } from "./panels.js";
 import "./panels/index.js";
 import { mountRunHeader } from "./run-header.js";
@@ -32,45 +34,6 @@ function parseRunId() {
   return Number.isInteger(id) && id > 0 ? id : null;
 }
 
-function mountChartControls(container, view, host) {
-  const logX = h("input", {
-    type: "checkbox",
-    id: "log-x",
-    onchange: () => {
-      view.options.logX = logX.checked;
-      host.renderAll();
-    },
-  });
-  const value = h("output", { for: "smoothing", id: "smoothing-value" }, "0");
-  let pending = false;
-  const smoothing = h("input", {
-    type: "range",
-    id: "smoothing",
-    min: 0,
-    max: 0.99,
-    step: 0.01,
-    value: "0",
-    oninput: () => {
-      view.options.smoothing = Number(smoothing.value);
-      value.textContent = smoothing.value;
-      if (!pending) {
-        pending = true;
-        requestAnimationFrame(() => {
-          pending = false;
-          host.renderAll();
-        });
-      }
-    },
-  });
-  const overlayEl = h("div", { class: "overlay" });
-  container.replaceChildren(
-    h("label", { class: "check", for: "log-x" }, logX, " log x"),
-    h("label", { for: "smoothing", class: "smoothing" }, "smoothing (EMA)", smoothing, value),
-    overlayEl,
-  );
-  return overlayEl;
-}
-
 async function main() {
   mountHealth(document.getElementById("health-slot"));
   mountThemeToggle(document.getElementById("theme-slot"));
@@ -85,7 +48,7 @@ async function main() {
     store: new SeriesStore(),
     overlays: [],
     events: [],
-    options: { logX: false, smoothing: 0 },
+    options: { logX: false, smoothing: 0, xRange: null },
     api,
   };
   try {
@@ -104,8 +67,13 @@ async function main() {
     const { title, unit, description } = describeSeries(name, view.run);
     return linePanel({ id: `auto-${name.replace(/[^\w-]/g, "-")}`, title, description, yTitle: unit, series: [name], order: 1000 });
   };
-  const host = new PanelHost(panelsEl, view, { autoPanel });
-  const overlayEl = mountChartControls(controlsEl, view, host);
+  const linked = readView();
+  Object.assign(view.options, { smoothing: linked.smoothing, logX: linked.logX, xRange: linked.xRange });
+  let controls = null;
+  const layout = new PanelLayout({ hidden: linked.hidden });
+  const host = new PanelHost(panelsEl, view, { autoPanel, layout, onLayout: () => controls?.showHidden() });
+  controls = mountChartControls(controlsEl, { view, host, panelsEl });
+  const overlayEl = controls.overlayEl;
   window.addEventListener("themechange", () => host.renderAll());
   mountOverlay(overlayEl, { runId, overlays: view.overlays, onChange: () => host.renderAll((p) => p.overlay) });
 
@@ -178,6 +146,7 @@ async function main() {
     panelsEl.before(h("p", { class: "notice notice-warn" }, `Could not load the history (${error.message}); following the live stream from the start.`));
   }
   host.renderAll();
+  controls.showHidden();
 
   try {
     addEvents((await api.events(runId)).data);
