@@ -2,7 +2,7 @@
 // and events, mounts the registered panels, then follows the live stream from the history's
 // cursor, appending points to the charts and updating the header.
 
-import { api } from "./api.js";
+import { api, ApiError } from "./api.js";
 import { describeSeries } from "./catalog.js";
 import { mountChartControls, readView } from "./chart-controls.js";
 import { linePanel } from "./charts.js";
@@ -181,8 +181,22 @@ async function main() {
       }
       renderEvents(eventsEl, view.events, { finished: true });
     },
-    connection: (state) => header.setConnection(state),
+    connection(state) {
+      header.setConnection(state);
+      if (state === "closed") checkGone(); // the stream refused: was the run deleted meanwhile?
+    },
   });
+
+  async function checkGone() {
+    try {
+      await api.getRun(runId);
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 404) {
+        header.markDeleted();
+        header.setConnection("deleted");
+      }
+    }
+  }
 }
 
 main().catch((error) => showError(headerEl, "The run page failed:", error));

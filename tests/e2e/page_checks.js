@@ -81,11 +81,12 @@ window.pageChecks = (() => {
     return { widest, room: select.clientWidth - 28 }; // the arrow and the padding
   }
 
-  // A chart's legend: the colours of the traces named `prefix…`, whether it covers the plot area
-  // or scrolls, and how many of its entries are in view.
-  function legend(id, prefix) {
+  // A chart's legend: the colours of the traces whose name matches `pattern`, whether it covers
+  // the plot area or scrolls, and how many of its entries are in view.
+  function legend(id, pattern) {
     const plot = document.getElementById(id);
-    const colours = plot.data.filter((t) => t.name.startsWith(prefix)).map((t) => t.marker?.color ?? t.line?.color);
+    const named = plot.data.filter((t) => new RegExp(pattern).test(t.name));
+    const colours = named.map((t) => t.marker?.color ?? t.line?.color);
     const box = plot.querySelector(".legend").getBoundingClientRect();
     const area = plot.querySelector(".nsewdrag").getBoundingClientRect();
     const apart = box.right <= area.left || box.left >= area.right || box.bottom <= area.top || box.top >= area.bottom;
