@@ -13,7 +13,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import Service
+from tests.conftest import Service, wait_for
 from tests.e2e.dashboard_session import OpenTab, Tab, checks, worker_ready
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
@@ -122,11 +122,23 @@ def test_the_form_speaks_to_users_not_to_the_code(shared_service: Service, tabs:
 def test_the_runs_table_fits_at_1280(
     shared_service: Service, probes_run: int, tabs: OpenTab
 ) -> None:
+    # a running run with a long name and several tags: its row has the most to show
+    config = {
+        "name": "lr-sweep-warmup-cosine-baseline-seed-0",
+        "tags": ["sweep", "baseline", "cosine", "warmup"],
+        "task": {"kind": "gaussian_mixture"},
+        "steps": 200_000,
+    }
+    running = shared_service.submit(config)
+    wait_for(lambda: httpx.get(running).json()["status"] == "running", 60, "the run to start")
     tab = tabs(width=1280, height=800)
     page = tab.page
     page.goto(shared_service.url)
+    row = page.locator(f'#runs-table tr[data-run-id="{running.rsplit("/", 1)[1]}"]')
+    expect(row.locator(".badge")).to_have_text("running")
     expect(page.locator(f'#runs-table tr[data-run-id="{probes_run}"]')).to_be_visible()
     overflow = checks(page).evaluate("() => pageChecks.tableOverflow()")
+    httpx.post(f"{running}/cancel")
     assert overflow == {"scroll": 0, "cut": []}
     clean(tab)
 
