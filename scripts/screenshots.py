@@ -48,14 +48,15 @@ def sweep_config(lr: float) -> dict:
     }
 
 
-def settle(page: Page, panels: list[str]) -> None:
-    """Waits until the panels drew and the page has been still for a moment."""
+def settle(page: Page, charts: list[str]) -> None:
+    """Waits until the charts (element ids) drew and the page has been still for a moment."""
     page.wait_for_function(
-        "(ids) => ids.every((id) => document.getElementById(`plot-${id}`)?._fullLayout)",
-        arg=panels,
+        "(ids) => ids.every((id) => document.getElementById(id)?._fullLayout)",
+        arg=charts,
         timeout=60_000,
     )
     page.wait_for_timeout(1500)  # the last animation frames of the array panels
+    page.add_style_tag(content=".topbar { position: static; }")  # not over the cards shot
 
 
 def shoot(out: Path, service: Service, probes_id: int, sweep_ids: list[int]) -> None:
@@ -75,17 +76,15 @@ def shoot(out: Path, service: Service, probes_id: int, sweep_ids: list[int]) -> 
                 overlay = ",".join(map(str, others))
                 page.goto(f"{service.url}/runs/{first}?overlay={overlay}&smoothing=0")
                 page.wait_for_function(
-                    f"() => document.getElementById('plot-loss')?.data?.length >= {2 * len(sweep_ids)}",
+                    "(n) => document.getElementById('plot-loss')?.data?.length >= n",
+                    arg=2 * len(sweep_ids),
                     timeout=60_000,
                 )
-                settle(page, ["loss", "accuracy"])
-                page.locator("#panels").screenshot(
-                    path=out / f"compare-{tag}.png",
-                    clip=None,
-                )
+                settle(page, ["plot-loss", "plot-accuracy"])
+                page.locator("#panels").screenshot(path=out / f"compare-{tag}.png")
 
                 page.goto(f"{service.url}/runs/{probes_id}")
-                settle(page, ["landscape", "collapse-projection", "grokking"])
+                settle(page, ["landscape-surface", "plot-collapse-projection", "plot-grokking"])
                 for panel in PROBE_PANELS:
                     card = page.locator(f"#panel-{panel}")
                     if card.count():

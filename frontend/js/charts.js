@@ -151,7 +151,22 @@ export function noteAnnotation(text, c = theme(), y = 0.5) {
   return { text, xref: "paper", yref: "paper", x: 0.5, y, showarrow: false, font: { size: 13, color: c.muted } };
 }
 
-function layout(ctx, { yTitle, logY, empty, legend }) {
+// Decades spanned by the positive values of the traces (0 without any).
+function decades(traces) {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const t of traces) {
+    for (const v of t.y) {
+      if (v > 0) {
+        lo = Math.min(lo, v);
+        hi = Math.max(hi, v);
+      }
+    }
+  }
+  return hi > lo ? Math.log10(hi / lo) : 0;
+}
+
+function layout(ctx, { yTitle, logY, empty, legend, yDecades = 0 }) {
   const colors = theme();
   const logX = Boolean(ctx.options.logX);
   const markers = eventMarkers(ctx.events, logX, colors);
@@ -175,6 +190,8 @@ function layout(ctx, { yTitle, logY, empty, legend }) {
       gridcolor: colors.grid,
       zeroline: false,
       exponentformat: "power",
+      // 1–3 decades: ticks at 1, 2 and 5 × 10^k only (each digit of a decade would overlap)
+      ...(logY && yDecades > 0.8 && yDecades < 3 ? { dtick: "D2" } : {}),
     },
     showlegend: legend,
     legend: { orientation: "h", x: 0, y: 1, yanchor: "bottom", font: { size: 11 } },
@@ -259,6 +276,7 @@ export function linePanel({ id, title, series, yTitle, logY, labels = {}, smooth
       logY: Boolean(ctx.local.logY),
       empty: ctx.state.empty,
       legend: entries > 1 && entries <= MAX_LEGEND_ENTRIES,
+      yDecades: ctx.local.logY ? decades(traces) : 0,
     };
     const drawn = layout(ctx, options);
     if (ctx.options.xRange) Object.assign(drawn.xaxis, { range: ctx.options.xRange, autorange: false });
