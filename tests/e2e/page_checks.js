@@ -109,5 +109,19 @@ window.pageChecks = (() => {
     return axis._vals.map((v) => ({ value: 10 ** v.x, text: v.text }));
   }
 
-  return { uncontained, themed, tableOverflow, selectFits, legend, logTicks };
+  // {panel: {run id: [line colours of its legend traces]}} of compared runs ("#<id> …" traces).
+  function runColours(panels) {
+    const out = {};
+    for (const panel of panels) {
+      const runs = {};
+      for (const trace of document.getElementById(`plot-${panel}`).data) {
+        const run = trace.name.match(/^#(\d+) /)?.[1];
+        if (run && trace.showlegend !== false) (runs[run] ??= new Set()).add(trace.line.color);
+      }
+      out[panel] = Object.fromEntries(Object.entries(runs).map(([run, set]) => [run, [...set]]));
+    }
+    return out;
+  }
+
+  return { uncontained, themed, tableOverflow, selectFits, legend, logTicks, runColours };
 })();
