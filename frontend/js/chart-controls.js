@@ -5,13 +5,14 @@
 
 import { h } from "./dom.js";
 
-// The view a link names: {smoothing, logX, xRange, hidden} (absent parts undefined).
+// The view a link names: {smoothing, smoothKind, logX, xRange, hidden} (absent parts undefined).
 export function readView(url = window.location.href) {
   const params = new URL(url).searchParams;
   const smoothing = Number(params.get("smoothing"));
   const zoom = (params.get("zoom") ?? "").split(",").map(Number);
   return {
     smoothing: smoothing > 0 && smoothing < 1 ? smoothing : 0,
+    smoothKind: params.get("smooth") === "window" ? "window" : "ema",
     logX: params.get("logx") === "1",
     xRange: zoom.length === 2 && zoom.every(Number.isFinite) && zoom[0] < zoom[1] ? zoom : null,
     hidden: params.has("hide") ? params.get("hide").split(",").filter(Boolean) : undefined,
@@ -22,6 +23,7 @@ export function viewUrl(options, hidden) {
   const url = new URL(window.location.href);
   const set = (key, value) => (value ? url.searchParams.set(key, value) : url.searchParams.delete(key));
   set("smoothing", options.smoothing ? String(options.smoothing) : "");
+  set("smooth", options.smoothKind === "window" ? "window" : "");
   set("logx", options.logX ? "1" : "");
   set("zoom", options.xRange ? options.xRange.map((v) => Number(v.toPrecision(6))).join(",") : "");
   set("hide", hidden.join(","));
@@ -76,6 +78,20 @@ export function mountChartControls(container, { view, host, panelsEl }) {
       }
     },
   });
+  const kind = h(
+    "select",
+    {
+      id: "smoothing-kind",
+      "aria-label": "smoothing kind",
+      onchange: () => {
+        view.options.smoothKind = kind.value;
+        rerender();
+      },
+    },
+    h("option", { value: "ema" }, "EMA"),
+    h("option", { value: "window" }, "window mean"),
+  );
+  kind.value = view.options.smoothKind;
   const hiddenSelect = h("select", {
     id: "hidden-panels",
     "aria-label": "show a hidden panel",
@@ -103,7 +119,7 @@ export function mountChartControls(container, { view, host, panelsEl }) {
   const overlayEl = h("div", { class: "overlay" });
   container.replaceChildren(
     h("label", { class: "check", for: "log-x" }, logX, " log x"),
-    h("label", { for: "smoothing", class: "smoothing" }, "smoothing (EMA)", smoothing, value),
+    h("label", { for: "smoothing", class: "smoothing", title: "the band under a smoothed line spans the raw minimum and maximum of the same points" }, "smoothing", kind, smoothing, value),
     overlayEl,
     h("span", { class: "spacer" }),
     hiddenSelect,

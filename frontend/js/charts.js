@@ -1,15 +1,17 @@
 // Plotly line charts of scalar series, shared by every scalar panel: linePanel() returns the
 // render/update pair of a panel spec (see panels.js). Live points are appended with
-// Plotly.extendTraces; the EMA state per trace continues across appends.
+// Plotly.extendTraces while nothing is smoothed (a smoothed panel redraws: its band needs the
+// points before the new ones).
 //
 // Trace order (stable, so tests and panels can rely on it): one trace per series of the run
-// (smoothed when smoothing > 0), then the raw series drawn faintly (only when smoothing > 0),
-// then the overlaid runs.
+// (smoothed when smoothing > 0: EMA or trailing window), then, when smoothing > 0, the raw
+// min/max band of each series over the same span (two traces per series: low, then high filled
+// down to it), then the overlaid runs (smoothed alike, no band).
 
 import { FINISHED, h } from "./dom.js";
 import { matchesSeries } from "./panels.js";
 import { seriesTitle } from "./catalog.js";
-import { ema } from "./series.js";
+import { ema, smoothingSpan, windowExtremes, windowMean } from "./series.js";
 import { colors } from "./theme.js";
 
 export const SERIES_COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777"];
@@ -146,6 +148,12 @@ export function eventMarkers(events, logX, colors = theme()) {
   };
 }
 
+// "#rrggbb" with an alpha, for fills.
+export function withAlpha(hex, alpha) {
+  const n = Number.parseInt(hex.slice(1), 16);
+  return `rgba(${(n >> 16) & 255}, ${(n >> 8) & 255}, ${n & 255}, ${alpha})`;
+}
+
 // An annotation centred in a chart that says why it shows nothing (or what it found none of).
 export function noteAnnotation(text, c = theme(), y = 0.5) {
   return { text, xref: "paper", yref: "paper", x: 0.5, y, showarrow: false, font: { size: 13, color: c.muted } };
@@ -212,6 +220,10 @@ export function linePanel({ id, title, series, yTitle, logY, labels = {}, smooth
   let shownRun = null; // the run being drawn: some titles depend on its optimizer
   const label = (name) => labels[name] ?? seriesTitle(name, shownRun);
   const weight = (ctx) => (smooth ? Number(ctx.options.smoothing) || 0 : 0);
+  const smoothed = (ctx, values, state) => {
+    const w = weight(ctx);
+    return ctx.options.smoothKind === "window" && w > 0 ? windowMean(values, smoothingSpan(w)) : ema(values, w, state);
+  };
 
   function render(ctx) {
     shownRun = ctx.run;
@@ -229,7 +241,7 @@ export function linePanel({ id, title, series, yTitle, logY, labels = {}, smooth
         name: compare ? `#${ctx.runId} ${label(name)}` : label(name),
         legendgroup: compare ? `run-${ctx.runId}` : undefined,
         x: s.steps.slice(),
-        y: ema(s.values, w, ctx.state.ema[i]),
+        y: smoothed(ctx, s.values, ctx.state.ema[i]),
         line: { color: colorOf(i), width: 1.8, dash: compare ? SERIES_DASHES[i % SERIES_DASHES.length] : "solid" },
         hovertemplate: "%{y:.4g}",
         connectgaps: false,
@@ -238,17 +250,12 @@ export function linePanel({ id, title, series, yTitle, logY, labels = {}, smooth
     if (w > 0) {
       names.forEach((name, i) => {
         const s = ctx.store.get(name);
-        traces.push({
-          type: "scatter",
-          mode: "lines",
-          name: `${label(name)} (raw)`,
-          x: s.steps.slice(),
-          y: s.values.slice(),
-          line: { color: colorOf(i), width: 1 },
-          opacity: 0.25,
-          showlegend: false,
-          hoverinfo: "skip",
-        });
+        const { lo, hi } = windowExtremes(s.values, smoothingSpan(w));
+        const band = { type: "scatter", mode: "lines", x: s.steps.slice(), showlegend: false, hoverinfo: "skip", connectgaps: false };
+        traces.push(
+          { ...band, name: `${label(name)} (raw min)`, y: lo, line: { color: colorOf(i), width: 0.5 }, opacity: 0.5 },
+          { ...band, name: `${label(name)} (raw max)`, y: hi, line: { color: colorOf(i), width: 0.5 }, opacity: 0.5, fill: "tonexty", fillcolor: withAlpha(colorOf(i), 0.15) },
+        );
       });
     }
     if (compare) {
@@ -262,7 +269,7 @@ export function linePanel({ id, title, series, yTitle, logY, labels = {}, smooth
             name: `#${run.id} ${label(name)}`,
             legendgroup: `run-${run.id}`,
             x: s.steps.slice(),
-            y: ema(s.values, w),
+            y: smoothed(ctx, s.values),
             line: { color: run.color, width: 1.5, dash: SERIES_DASHES[i % SERIES_DASHES.length] },
             hovertemplate: "%{y:.4g}",
           });
@@ -299,6 +306,7 @@ export function linePanel({ id, title, series, yTitle, logY, labels = {}, smooth
     // a new member of a series family, or the first points: redraw (axes, legend, modes)
     if (ctx.state.empty || Object.keys(delta).some((name) => !names.includes(name))) return render(ctx);
     const w = weight(ctx);
+    if (w > 0) return redrawSoon(ctx); // the band and a window span the points before the new ones
     const indices = [];
     const xs = [];
     const ys = [];
@@ -307,16 +315,21 @@ export function linePanel({ id, title, series, yTitle, logY, labels = {}, smooth
       if (!points) return;
       indices.push(i);
       xs.push(points.steps.slice());
-      ys.push(ema(points.values, w, ctx.state.ema[i]));
-      if (w > 0) {
-        indices.push(names.length + i);
-        xs.push(points.steps.slice());
-        ys.push(points.values.slice());
-      }
+      ys.push(points.values.slice());
     });
     if (!indices.length) return;
     if (names.some((name, i) => delta[name] && ctx.el.data?.[i]?.mode === "markers")) return render(ctx);
     plotly().extendTraces(ctx.el, { x: xs, y: ys }, indices);
+  }
+
+  // Live points in bursts: one redraw per animation frame.
+  function redrawSoon(ctx) {
+    if (ctx.state.pending) return;
+    ctx.state.pending = true;
+    requestAnimationFrame(() => {
+      ctx.state.pending = false;
+      render(ctx);
+    });
   }
 
   function onEvents(ctx) {

@@ -48,7 +48,7 @@ async function main() {
     store: new SeriesStore(),
     overlays: [],
     events: [],
-    options: { logX: false, smoothing: 0, xRange: null },
+    options: { logX: false, smoothing: 0, smoothKind: "ema", xRange: null },
     api,
   };
   try {
@@ -68,7 +68,8 @@ async function main() {
     return linePanel({ id: `auto-${name.replace(/[^\w-]/g, "-")}`, title, description, yTitle: unit, series: [name], order: 1000 });
   };
   const linked = readView();
-  Object.assign(view.options, { smoothing: linked.smoothing, logX: linked.logX, xRange: linked.xRange });
+  const { smoothing, smoothKind, logX, xRange } = linked;
+  Object.assign(view.options, { smoothing, smoothKind, logX, xRange });
   let controls = null;
   const layout = new PanelLayout({ hidden: linked.hidden });
   const host = new PanelHost(panelsEl, view, { autoPanel, layout, onLayout: () => controls?.showHidden() });

@@ -210,3 +210,39 @@ def test_layout_persists_and_copy_link_restores_the_view(
     expect(page.locator("#panel-lr")).to_be_visible()
     clean(tab)
     clean(other)
+
+
+def trailing(values: list[float], span: int) -> tuple[list[float], list[float], list[float]]:
+    """Mean, min and max over the last ``span`` points at each point."""
+    windows = [values[max(0, i + 1 - span) : i + 1] for i in range(len(values))]
+    return [sum(w) / len(w) for w in windows], [min(w) for w in windows], [max(w) for w in windows]
+
+
+def test_smoothing_keeps_the_raw_extremes_in_a_band(
+    shared_service: Service, sweep: list[int], tabs: OpenTab
+) -> None:
+    run_url = f"{shared_service.url}/api/runs/{sweep[-1]}"
+    [raw] = httpx.get(f"{run_url}/metrics", params={"names": "train.loss"}).json()["series"]
+    tab = tabs()
+    page = tab.page
+    page.goto(f"{shared_service.url}/runs/{sweep[-1]}?smoothing=0.5&smooth=window")
+    expect(page.locator("#smoothing-kind")).to_have_value("window")
+    read = "() => document.getElementById('plot-loss')?.data?.map((t) => ({name: t.name, y: t.y}))"
+    page.wait_for_function(f"() => ({read})()?.length === 6")  # train, test, 2 × (min, max)
+    traces = page.evaluate(read)
+    span = round(1.5 / 0.5)  # smoothingSpan(0.5)
+    mean, low, high = trailing(raw["values"], span)
+    assert traces[0]["y"] == pytest.approx(mean)  # train loss, window mean
+    assert traces[2]["y"] == pytest.approx(low) and traces[3]["y"] == pytest.approx(high)
+    assert max(traces[3]["y"]) == pytest.approx(max(raw["values"]))  # no extreme hidden
+    assert min(traces[2]["y"]) == pytest.approx(min(raw["values"]))
+
+    page.select_option("#smoothing-kind", "ema")
+    page.wait_for_function(
+        "(first) => document.getElementById('plot-loss').data[0].y[1] !== first",
+        arg=traces[0]["y"][1],
+    )
+    ema = page.evaluate(read)[0]["y"]
+    assert ema[0] == pytest.approx(raw["values"][0])  # debiased: starts at the first point
+    assert ema != pytest.approx(mean)
+    clean(tab)
