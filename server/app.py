@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from server.api import errors
 from server.api.main import api_router, public_router
+from server.docs import mount_docs
 from server.security import RequestGuard
 from server.sweep import sweeping
 
@@ -29,10 +30,13 @@ def create_app() -> FastAPI:
         version="0.1.0",
         generate_unique_id_function=_operation_id,
         lifespan=sweeping,
+        docs_url=None,
+        redoc_url=None,
     )
     app.include_router(api_router)
     app.include_router(public_router)
     app.add_middleware(RequestGuard)  # Host/Origin allow-lists, JSON-only writes, body limit
+    mount_docs(app)
 
     errors.install(app)
 

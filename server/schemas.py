@@ -283,6 +283,7 @@ COLLAPSE_MAX_LAYERS = 8
 
 
 ModuleName = Annotated[str, Field(min_length=1, max_length=200, pattern=PRINTABLE)]
+Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=PRINTABLE)]
 
 
 class CollapseProbe(ProbeEntry):
@@ -458,9 +459,7 @@ def _max_steps_schema(schema: dict[str, Any]) -> None:
 
 class RunConfig(Strict):
     name: str | None = Field(default=None, max_length=200, pattern=PRINTABLE)
-    tags: list[Annotated[str, Field(min_length=1, max_length=64, pattern=PRINTABLE)]] = Field(
-        default_factory=list, max_length=32
-    )
+    tags: list[Tag] = Field(default_factory=list, max_length=32)
     task: TaskConfig = Field(
         default_factory=DigitsTask, json_schema_extra={"default": {"kind": "digits"}}
     )
@@ -514,6 +513,15 @@ class RunCreate(RunConfig):
     """Body of ``POST /api/runs``: a RunConfig."""
 
 
+class SeriesSummary(BaseModel):
+    """Last, min and max of one series of a run (NaN points are left out of min and max)."""
+
+    last: float | None
+    last_step: int
+    min: float | None
+    max: float | None
+
+
 class RunPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -535,6 +543,16 @@ class RunPublic(BaseModel):
     device: str | None
     cancel_requested: bool
     attempts: int
+    notes: str = ""
+    # per requested series (GET /api/runs?summary=…): from the series summaries, no scan
+    summary: dict[str, SeriesSummary] | None = None
+
+
+class RunUpdate(Strict):
+    """Body of ``PATCH /api/runs/{id}``: what may change after submission (the fields given)."""
+
+    tags: list[Tag] | None = Field(default=None, max_length=32)
+    notes: str | None = Field(default=None, max_length=10_000, pattern=r"^[^\x00]*$")
 
 
 class RunsPublic(BaseModel):

@@ -59,8 +59,9 @@ function query(params) {
 }
 
 export const api = {
-  listRuns: ({ status, tag, offset, limit } = {}) =>
-    request("GET", `/api/runs${query({ status, tag, offset, limit })}`),
+  listRuns: ({ status, tag, offset, limit, q, task, sort, order, summary } = {}) =>
+    request("GET", `/api/runs${query({ status, tag, offset, limit, q, task, sort, order, summary })}`),
+  updateRun: (id, changes) => request("PATCH", `/api/runs/${id}`, changes),
   getRun: (id) => request("GET", `/api/runs/${id}`),
   createRun: (config) => request("POST", "/api/runs", config),
   validateRun: (config) => request("POST", "/api/runs/validate", config),

@@ -1,17 +1,31 @@
 // Plotly line charts of scalar series, shared by every scalar panel: linePanel() returns the
 // render/update pair of a panel spec (see panels.js). Live points are appended with
-// Plotly.extendTraces; the EMA state per trace continues across appends.
+// Plotly.extendTraces while nothing is smoothed (a smoothed panel redraws: its band needs the
+// points before the new ones).
 //
 // Trace order (stable, so tests and panels can rely on it): one trace per series of the run
-// (smoothed when smoothing > 0), then the raw series drawn faintly (only when smoothing > 0),
-// then the overlaid runs.
+// (smoothed when smoothing > 0: EMA or trailing window), then, when smoothing > 0, the raw
+// min/max band of each series over the same span (two traces per series: low, then high filled
+// down to it), then the overlaid runs (smoothed alike, no band).
 
 import { FINISHED, h } from "./dom.js";
 import { matchesSeries } from "./panels.js";
-import { ema } from "./series.js";
+import { seriesTitle } from "./catalog.js";
+import { ema, smoothingSpan, windowExtremes, windowMean } from "./series.js";
+import { colors } from "./theme.js";
 
 export const SERIES_COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777"];
-const OVERLAY_DASHES = ["dot", "dash", "dashdot", "longdash"];
+// Twenty distinguishable colours (Tableau 10, then their light variants) for categories that
+// must never share one: the classes of a projection, the runs of a comparison.
+export const CATEGORY_COLORS = [
+  "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
+  "#a0cbe8", "#ffbe7d", "#ff9d9a", "#86bcb6", "#8cd17d", "#f1ce63", "#d4a6c8", "#fabfd2", "#d7b5a6", "#79706e",
+]; // prettier-ignore
+export const categoryColor = (i) => CATEGORY_COLORS[i % CATEGORY_COLORS.length];
+const SERIES_DASHES = ["solid", "dot", "dash", "dashdot", "longdash"];
+// Past this many curves the legend would crowd the chart: the run chips above say which colour
+// is which run, the hover names every curve.
+const MAX_LEGEND_ENTRIES = 8;
 const MAX_EVENT_LABELS = 20;
 
 export function plotly() {
@@ -19,18 +33,9 @@ export function plotly() {
   return window.Plotly;
 }
 
-// The page's colours (CSS custom properties, so a dark theme reaches the plots) and font.
+// The page's colours (resolved from the stylesheet's variables, see js/theme.js) and font.
 export function theme() {
-  const css = getComputedStyle(document.documentElement);
-  const read = (name, fallback) => css.getPropertyValue(name).trim() || fallback;
-  return {
-    fg: read("--fg", "#1f2937"),
-    grid: read("--grid", "#e5e7eb"),
-    muted: read("--muted", "#6b7280"),
-    event: read("--event", "#b45309"),
-    danger: read("--danger", "#dc2626"),
-    font: getComputedStyle(document.body).fontFamily,
-  };
+  return colors();
 }
 
 // Numbers in titles and labels: 3 significant digits by default; "–" for a missing value.
@@ -38,22 +43,58 @@ export function fmt(value, digits = 3) {
   return value === null || value === undefined ? "–" : Number(value).toPrecision(digits);
 }
 
+// Axis defaults of the current theme. A log axis labels the ticks between decades with their
+// value ("0.2", "0.5"), not plotly's default bare digits ("2 5 9 8 7" without the magnitude).
+function themedAxis(axis, c) {
+  const log = axis?.type === "log" ? { minorloglabels: "complete" } : {};
+  return { gridcolor: c.grid, linecolor: c.border, zerolinecolor: c.border, ...log, ...axis };
+}
+
+function themedScene(scene, c) {
+  const out = { ...scene };
+  for (const key of ["xaxis", "yaxis", "zaxis"]) {
+    out[key] = { backgroundcolor: "rgba(0,0,0,0)", ...themedAxis(scene[key], c), showbackground: false };
+  }
+  return out;
+}
+
 // The layout every dashboard chart starts from: autosized to its card, transparent so the card's
-// background shows. `height` and the `margin` sides given override the defaults; the other
-// keys (axes, title, legend…) are added as they are.
+// background shows, in the page's theme (font, grid and axis colours, also in 3-D scenes and
+// colour bars). `height` and the `margin` sides given override the defaults; the other keys
+// (axes, title, legend…) are added as they are, over the theme's axis defaults.
 export function plotLayout({ height = 280, margin = {}, ...rest } = {}) {
-  return {
+  const c = colors();
+  const layout = {
     autosize: true,
     height,
     margin: { l: 60, r: 12, t: 28, b: 40, ...margin },
     paper_bgcolor: "rgba(0,0,0,0)",
     plot_bgcolor: "rgba(0,0,0,0)",
+    font: { family: c.font, size: 12, color: c.fg },
+    hoverlabel: { bgcolor: c.bg, bordercolor: c.border, font: { color: c.fg } },
+    legend: { bgcolor: "rgba(0,0,0,0)" },
+    modebar: { bgcolor: "rgba(0,0,0,0)", color: c.muted, activecolor: c.fg },
     ...rest,
   };
+  layout.font = { family: c.font, size: 12, color: c.fg, ...rest.font };
+  for (const key of Object.keys(layout)) {
+    if (/^[xy]axis\d*$/.test(key)) layout[key] = themedAxis(layout[key], c);
+  }
+  for (const key of ["xaxis", "yaxis"]) if (!layout[key]) layout[key] = themedAxis({}, c);
+  if (layout.scene) layout.scene = themedScene(layout.scene, c);
+  return layout;
 }
 
-// Plotly config of the probe panels' charts (line panels add their modebar choices to it).
-export const PLOT_CONFIG = { responsive: true, displaylogo: false };
+// Plotly config of every chart: no plotly logo and no "Share chart…" (it uploads the data to
+// Plotly Cloud); the camera button saves "run-<id>-<panel>[-step-<n>].png".
+export const PLOT_CONFIG = { responsive: true, displaylogo: false, showSendToCloud: false, showEditInChartStudio: false };
+
+export function plotConfig(ctx, { step, name, extra = {} } = {}) {
+  const stepPart = step === undefined || step === null ? null : `step-${step}`;
+  const parts = [`run-${ctx.runId}`, ctx.panel?.id ?? "chart", name, stepPart];
+  const filename = parts.filter((p) => p !== undefined && p !== null).join("-");
+  return { ...PLOT_CONFIG, ...extra, toImageButtonOptions: { format: "png", scale: 2, filename } };
+}
 
 // Series names a panel draws: exact names always (empty until their first point, so live
 // appends have a trace to extend), "prefix.*" families as found in the store, sorted.
@@ -107,21 +148,39 @@ export function eventMarkers(events, logX, colors = theme()) {
   };
 }
 
-function layout(ctx, { yTitle, logY, empty, legend }) {
+// "#rrggbb" with an alpha, for fills.
+export function withAlpha(hex, alpha) {
+  const n = Number.parseInt(hex.slice(1), 16);
+  return `rgba(${(n >> 16) & 255}, ${(n >> 8) & 255}, ${n & 255}, ${alpha})`;
+}
+
+// An annotation centred in a chart that says why it shows nothing (or what it found none of).
+export function noteAnnotation(text, c = theme(), y = 0.5) {
+  return { text, xref: "paper", yref: "paper", x: 0.5, y, showarrow: false, font: { size: 13, color: c.muted } };
+}
+
+// Decades spanned by the positive values of the traces (0 without any).
+function decades(traces) {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const t of traces) {
+    for (const v of t.y) {
+      if (v > 0) {
+        lo = Math.min(lo, v);
+        hi = Math.max(hi, v);
+      }
+    }
+  }
+  return hi > lo ? Math.log10(hi / lo) : 0;
+}
+
+function layout(ctx, { yTitle, logY, empty, legend, yDecades = 0 }) {
   const colors = theme();
   const logX = Boolean(ctx.options.logX);
   const markers = eventMarkers(ctx.events, logX, colors);
   if (empty) {
     const finished = FINISHED.has(ctx.run?.status);
-    markers.annotations.push({
-      text: finished ? "no points were recorded" : "waiting for the first points…",
-      xref: "paper",
-      yref: "paper",
-      x: 0.5,
-      y: 0.5,
-      showarrow: false,
-      font: { size: 13, color: colors.muted },
-    });
+    markers.annotations.push(noteAnnotation(finished ? "no points were recorded" : "waiting for the first points…", colors));
   }
   return plotLayout({
     font: { family: colors.font, size: 12, color: colors.fg },
@@ -139,6 +198,8 @@ function layout(ctx, { yTitle, logY, empty, legend }) {
       gridcolor: colors.grid,
       zeroline: false,
       exponentformat: "power",
+      // 1–3 decades: ticks at 1, 2 and 5 × 10^k only (each digit of a decade would overlap)
+      ...(logY && yDecades > 0.8 && yDecades < 3 ? { dtick: "D2" } : {}),
     },
     showlegend: legend,
     legend: { orientation: "h", x: 0, y: 1, yanchor: "bottom", font: { size: 11 } },
@@ -148,33 +209,40 @@ function layout(ctx, { yTitle, logY, empty, legend }) {
   });
 }
 
-const LINE_PLOT_CONFIG = {
-  ...PLOT_CONFIG,
-  modeBarButtonsToRemove: ["lasso2d", "select2d", "autoScale2d"],
-  toImageButtonOptions: { format: "png", scale: 2 },
-};
+const LINE_MODEBAR = { modeBarButtonsToRemove: ["lasso2d", "select2d", "autoScale2d"] };
 
 // A scalar panel spec: `series` drawn against the step, optional log-y toggle (`logY` given),
-// overlaid runs when `overlay`; `labels` maps series names to legend names; `smooth: false`
-// exempts it from the smoothing slider (a learning rate schedule should stay exact).
-export function linePanel({ id, title, series, yTitle, logY, labels = {}, smooth = true, ...rest }) {
-  const label = (name) => labels[name] ?? name;
+// the compared runs overlaid unless `overlay: false`; `labels` maps series names to legend names
+// (default: their title in js/catalog.js); `smooth: false` exempts it from the smoothing slider
+// (a learning rate schedule should stay exact). When runs are compared, every run has one colour
+// on every panel (its chip's, categoryColor) and each series of a panel one dash.
+export function linePanel({ id, title, series, yTitle, logY, labels = {}, smooth = true, overlay = true, ...rest }) {
+  let shownRun = null; // the run being drawn: some titles depend on its optimizer
+  const label = (name) => labels[name] ?? seriesTitle(name, shownRun);
   const weight = (ctx) => (smooth ? Number(ctx.options.smoothing) || 0 : 0);
+  const smoothed = (ctx, values, state) => {
+    const w = weight(ctx);
+    return ctx.options.smoothKind === "window" && w > 0 ? windowMean(values, smoothingSpan(w)) : ema(values, w, state);
+  };
 
   function render(ctx) {
+    shownRun = ctx.run;
     const names = seriesNames(series, ctx.store);
     const w = weight(ctx);
     ctx.state.names = names;
     ctx.state.ema = names.map(() => ({ m: 0, n: 0 }));
+    const compare = overlay && ctx.overlays.length > 0;
+    const colorOf = (i) => (compare ? categoryColor(0) : SERIES_COLORS[i % SERIES_COLORS.length]);
     const traces = names.map((name, i) => {
       const s = ctx.store.get(name);
       return {
         type: "scatter",
         mode: s.steps.length === 1 ? "markers" : "lines",
-        name: label(name),
+        name: compare ? `#${ctx.runId} ${label(name)}` : label(name),
+        legendgroup: compare ? `run-${ctx.runId}` : undefined,
         x: s.steps.slice(),
-        y: ema(s.values, w, ctx.state.ema[i]),
-        line: { color: SERIES_COLORS[i % SERIES_COLORS.length], width: 1.8 },
+        y: smoothed(ctx, s.values, ctx.state.ema[i]),
+        line: { color: colorOf(i), width: 1.8, dash: compare ? SERIES_DASHES[i % SERIES_DASHES.length] : "solid" },
         hovertemplate: "%{y:.4g}",
         connectgaps: false,
       };
@@ -182,20 +250,15 @@ export function linePanel({ id, title, series, yTitle, logY, labels = {}, smooth
     if (w > 0) {
       names.forEach((name, i) => {
         const s = ctx.store.get(name);
-        traces.push({
-          type: "scatter",
-          mode: "lines",
-          name: `${label(name)} (raw)`,
-          x: s.steps.slice(),
-          y: s.values.slice(),
-          line: { color: SERIES_COLORS[i % SERIES_COLORS.length], width: 1 },
-          opacity: 0.25,
-          showlegend: false,
-          hoverinfo: "skip",
-        });
+        const { lo, hi } = windowExtremes(s.values, smoothingSpan(w));
+        const band = { type: "scatter", mode: "lines", x: s.steps.slice(), showlegend: false, hoverinfo: "skip", connectgaps: false };
+        traces.push(
+          { ...band, name: `${label(name)} (raw min)`, y: lo, line: { color: colorOf(i), width: 0.5 }, opacity: 0.5 },
+          { ...band, name: `${label(name)} (raw max)`, y: hi, line: { color: colorOf(i), width: 0.5 }, opacity: 0.5, fill: "tonexty", fillcolor: withAlpha(colorOf(i), 0.15) },
+        );
       });
     }
-    if (rest.overlay) {
+    if (compare) {
       for (const run of ctx.overlays) {
         names.forEach((name, i) => {
           const s = run.store.get(name);
@@ -206,21 +269,36 @@ export function linePanel({ id, title, series, yTitle, logY, labels = {}, smooth
             name: `#${run.id} ${label(name)}`,
             legendgroup: `run-${run.id}`,
             x: s.steps.slice(),
-            y: ema(s.values, w),
-            line: { color: run.color, width: 1.5, dash: OVERLAY_DASHES[i % OVERLAY_DASHES.length] },
+            y: smoothed(ctx, s.values),
+            line: { color: run.color, width: 1.5, dash: SERIES_DASHES[i % SERIES_DASHES.length] },
             hovertemplate: "%{y:.4g}",
           });
         });
       }
     }
     ctx.state.empty = traces.every((t) => !t.x.length);
+    const entries = traces.filter((t) => t.showlegend !== false).length;
     const options = {
       yTitle,
       logY: Boolean(ctx.local.logY),
       empty: ctx.state.empty,
-      legend: traces.filter((t) => t.showlegend !== false).length > 1,
+      legend: entries > 1 && entries <= MAX_LEGEND_ENTRIES,
+      yDecades: ctx.local.logY ? decades(traces) : 0,
     };
-    plotly().react(ctx.el, traces, layout(ctx, options), LINE_PLOT_CONFIG);
+    const drawn = layout(ctx, options);
+    if (ctx.options.xRange) Object.assign(drawn.xaxis, { range: ctx.options.xRange, autorange: false });
+    plotly().react(ctx.el, traces, drawn, plotConfig(ctx, { extra: LINE_MODEBAR }));
+    if (!ctx.state.zoomBound) {
+      // a zoom on the step axis is announced, so that the page can apply it to every line panel
+      ctx.state.zoomBound = true;
+      ctx.el.dataset.stepAxis = "true";
+      ctx.el.on("plotly_relayout", (change) => {
+        const range = change["xaxis.range[0]"] !== undefined ? [change["xaxis.range[0]"], change["xaxis.range[1]"]] : change["xaxis.range"];
+        if (range || change["xaxis.autorange"]) {
+          ctx.el.dispatchEvent(new CustomEvent("stepzoom", { bubbles: true, detail: range ?? null }));
+        }
+      });
+    }
   }
 
   function update(ctx, delta) {
@@ -228,6 +306,7 @@ export function linePanel({ id, title, series, yTitle, logY, labels = {}, smooth
     // a new member of a series family, or the first points: redraw (axes, legend, modes)
     if (ctx.state.empty || Object.keys(delta).some((name) => !names.includes(name))) return render(ctx);
     const w = weight(ctx);
+    if (w > 0) return redrawSoon(ctx); // the band and a window span the points before the new ones
     const indices = [];
     const xs = [];
     const ys = [];
@@ -236,16 +315,21 @@ export function linePanel({ id, title, series, yTitle, logY, labels = {}, smooth
       if (!points) return;
       indices.push(i);
       xs.push(points.steps.slice());
-      ys.push(ema(points.values, w, ctx.state.ema[i]));
-      if (w > 0) {
-        indices.push(names.length + i);
-        xs.push(points.steps.slice());
-        ys.push(points.values.slice());
-      }
+      ys.push(points.values.slice());
     });
     if (!indices.length) return;
     if (names.some((name, i) => delta[name] && ctx.el.data?.[i]?.mode === "markers")) return render(ctx);
     plotly().extendTraces(ctx.el, { x: xs, y: ys }, indices);
+  }
+
+  // Live points in bursts: one redraw per animation frame.
+  function redrawSoon(ctx) {
+    if (ctx.state.pending) return;
+    ctx.state.pending = true;
+    requestAnimationFrame(() => {
+      ctx.state.pending = false;
+      render(ctx);
+    });
   }
 
   function onEvents(ctx) {
@@ -257,7 +341,7 @@ export function linePanel({ id, title, series, yTitle, logY, labels = {}, smooth
   }
 
   const controls = logY === undefined ? [] : [{ key: "logY", label: "log y", value: logY }];
-  return { id, title, series, controls, render, update, onEvents, onStatus, ...rest };
+  return { id, title, series, controls, overlay, render, update, onEvents, onStatus, ...rest };
 }
 
 // For panels that fetch arrays: returns a function that runs `draw(ctx)` (async) at most once at
@@ -318,8 +402,9 @@ export function chooseStep(select, steps) {
 }
 
 // Spec of a panel drawn from data it fetches itself: the first render runs `mount(ctx)` (extra
-// controls, child elements) if given; every render and every new point of its series re-run
-// `draw(ctx)` (async) through refresher(); run events do not concern it.
+// controls, child elements) if given; every render, every new point of its series and the run's
+// end re-run `draw(ctx)` (async) through refresher() (the last probe step's arrays may land after
+// its scalar point was streamed); run events do not concern it.
 export function fetchedPanel({ mount, draw, ...rest }) {
   return {
     ...rest,
@@ -332,6 +417,9 @@ export function fetchedPanel({ mount, draw, ...rest }) {
     },
     update(ctx) {
       ctx.state.refresh();
+    },
+    onStatus(ctx) {
+      if (FINISHED.has(ctx.run?.status)) ctx.state.refresh?.();
     },
     onEvents() {},
   };
@@ -349,8 +437,17 @@ export function arrayPanel({ id, steps, draw, ...rest }) {
       ctx.card.querySelector(".panel-controls")?.prepend(ctx.state.select);
     },
     async draw(ctx) {
-      const step = chooseStep(ctx.state.select, await steps(ctx));
+      const offered = await steps(ctx);
+      const step = chooseStep(ctx.state.select, offered);
       if (step !== null) await draw(ctx, step);
+      // the stream announced a newer probe step whose arrays were not listed yet: look again
+      const announced = ctx.store.get(rest.series?.[0] ?? "").steps.at(-1);
+      if (announced > (offered.at(-1) ?? -Infinity) && !ctx.state.retry && !FINISHED.has(ctx.run?.status)) {
+        ctx.state.retry = setTimeout(() => {
+          ctx.state.retry = null;
+          ctx.state.refresh();
+        }, 1000);
+      }
     },
   });
 }

@@ -3,10 +3,10 @@
 // The chosen ids live in the address (?overlay=3,7), so an overlay view can be shared.
 
 import { api } from "./api.js";
+import { categoryColor } from "./charts.js";
 import { FINISHED, h, noticeLine } from "./dom.js";
 import { SeriesStore } from "./series.js";
 
-const COLORS = ["#7c3aed", "#0d9488", "#b45309", "#be185d", "#4d7c0f", "#1d4ed8", "#9f1239", "#0f766e"];
 const REFRESH_MS = 5000;
 const MAX_POINTS = 1000;
 
@@ -43,7 +43,7 @@ export function mountOverlay(container, { runId, overlays, onChange }) {
     chips,
     notice.el,
   );
-  let colorIndex = 0;
+  let colorIndex = 1; // 0 is this run's colour while runs are compared
 
   async function fetchRun(id) {
     const [run, metrics] = await Promise.all([api.getRun(id), api.metrics(id, { maxPoints: MAX_POINTS })]);
@@ -58,7 +58,7 @@ export function mountOverlay(container, { runId, overlays, onChange }) {
     add.disabled = true;
     try {
       const { run, store } = await fetchRun(id);
-      overlays.push({ id, name: run.name, status: run.status, color: COLORS[colorIndex++ % COLORS.length], store });
+      overlays.push({ id, name: run.name, status: run.status, color: categoryColor(colorIndex++), store });
       input.value = "";
       notice.clear();
       changed();
@@ -77,7 +77,9 @@ export function mountOverlay(container, { runId, overlays, onChange }) {
   }
 
   function changed() {
+    const self = overlays.length ? [h("span", { class: "chip", style: `--chip: ${categoryColor(0)}` }, `#${runId} (this run)`)] : [];
     chips.replaceChildren(
+      ...self,
       ...overlays.map((o) =>
         h(
           "span",

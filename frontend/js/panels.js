@@ -69,12 +69,32 @@ function pick(delta, panel) {
 // Mounts the visible panels into `container` and routes data to them.
 // view: {runId, run, store, overlays, events, options, api}, shared with the page.
 export class PanelHost {
-  constructor(container, view, { autoPanel } = {}) {
+  constructor(container, view, { autoPanel, layout, onLayout = () => {} } = {}) {
     this.container = container;
     this.view = view;
+    this.layout = layout; // PanelLayout (js/layout.js): hidden, collapsed, moved panels
+    this.onLayout = onLayout; // called after the user hid, showed or moved a panel
     this.autoPanel = autoPanel; // name -> panel spec, for unclaimed series
     this.auto = new Map();
     this.mounted = new Map(); // id -> {panel, ctx}
+    // Every chart follows its card's size (a window resize, or the grid reflowing around it):
+    // plotly's own `responsive` only listens to the window, and misses the second.
+    this.resized = new Set();
+    this.observer = new ResizeObserver((entries) => {
+      const first = !this.resized.size;
+      for (const entry of entries) this.resized.add(entry.target);
+      if (first) requestAnimationFrame(() => this.resizeCharts());
+    });
+  }
+
+  resizeCharts() {
+    const cards = [...this.resized];
+    this.resized.clear();
+    for (const card of cards) {
+      for (const chart of card.querySelectorAll(".js-plotly-plot")) {
+        if (chart.offsetParent !== null) window.Plotly?.Plots.resize(chart).catch(() => {}); // hidden meanwhile
+      }
+    }
   }
 
   panels() {
@@ -132,7 +152,7 @@ export class PanelHost {
     const card = h(
       "article",
       { class: "card panel", id: `panel-${panel.id}`, dataset: { panel: panel.id } },
-      h("header", {}, h("h3", {}, panel.title ?? panel.id), controls),
+      h("header", {}, h("h3", { title: panel.description }, panel.title ?? panel.id), controls, this.arrangeButtons(panel)),
       errorBox,
       el,
     );
@@ -152,7 +172,73 @@ export class PanelHost {
     const after = this.panels().find((p) => p.order > panel.order && this.mounted.has(p.id));
     this.container.insertBefore(card, after ? this.mounted.get(after.id).ctx.card : null);
     this.mounted.set(panel.id, { panel, ctx });
+    this.arrange(panel.id);
+    this.observer.observe(card);
     this.safely(panel, ctx, () => panel.render(ctx));
+  }
+
+  // Collapse, move and hide buttons of a panel's header.
+  arrangeButtons(panel) {
+    const button = (text, label, onclick) =>
+      h("button", { type: "button", class: "icon small", title: label, "aria-label": `${label}: ${panel.title ?? panel.id}`, onclick }, text);
+    return h(
+      "div",
+      { class: "panel-arrange" },
+      button("↑", "move up", () => this.move(panel.id, -1)),
+      button("↓", "move down", () => this.move(panel.id, 1)),
+      button("–", "collapse or expand", () => this.setCollapsed(panel.id, !this.layout?.isCollapsed(panel.id))),
+      button("×", "hide", () => this.setHidden(panel.id, true)),
+    );
+  }
+
+  // Applies the layout to a mounted panel's card: position, hidden, collapsed.
+  arrange(id) {
+    const entry = this.mounted.get(id);
+    if (!entry || !this.layout) return;
+    const { card } = entry.ctx;
+    card.style.order = String(Math.round(this.layout.orderOf(entry.panel) * 100));
+    card.hidden = this.layout.isHidden(id);
+    card.classList.toggle("collapsed", this.layout.isCollapsed(id));
+  }
+
+  setHidden(id, hidden) {
+    this.layout?.toggle("hidden", id, hidden);
+    this.arrange(id);
+    this.onLayout();
+  }
+
+  setCollapsed(id, collapsed) {
+    this.layout?.toggle("collapsed", id, collapsed);
+    this.arrange(id);
+  }
+
+  // Moves a panel one place up or down among the visible ones.
+  move(id, direction) {
+    if (!this.layout) return;
+    const shown = [...this.mounted.values()]
+      .filter(({ panel }) => !this.layout.isHidden(panel.id))
+      .map(({ panel }) => panel)
+      .sort((a, b) => this.layout.orderOf(a) - this.layout.orderOf(b));
+    const i = shown.findIndex((p) => p.id === id);
+    const other = shown[i + direction];
+    if (i < 0 || !other) return;
+    this.layout.swap(shown[i], other);
+    this.arrange(id);
+    this.arrange(other.id);
+    this.onLayout();
+  }
+
+  // The mounted panels the layout hides: [{id, title}].
+  hiddenPanels() {
+    return [...this.mounted.values()]
+      .filter(({ panel }) => this.layout?.isHidden(panel.id))
+      .map(({ panel }) => ({ id: panel.id, title: panel.title ?? panel.id }));
+  }
+
+  resetLayout() {
+    this.layout?.reset();
+    for (const id of this.mounted.keys()) this.arrange(id);
+    this.onLayout();
   }
 
   safely(panel, ctx, fn, fallback) {

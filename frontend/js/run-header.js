@@ -95,10 +95,18 @@ export function mountRunHeader(container, { runId, onCancel }) {
     document.title = `#${runId} ${run.name} · ${run.status} · Observatory`;
   }
 
+  // The run is gone (deleted here or in another tab): nothing to cancel, no status to follow.
+  function markDeleted() {
+    setStatusBadge(badge, "deleted");
+    badge.title = "this run was deleted";
+    cancel.hidden = true;
+    document.title = `#${runId} (deleted) · Observatory`;
+  }
+
   function setConnection(state) {
     connection.dataset.state = state;
     connection.textContent = CONNECTION_TEXT[state] ?? state;
   }
 
-  return { update, setConnection, notice };
+  return { update, markDeleted, setConnection, notice };
 }

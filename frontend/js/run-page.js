@@ -2,17 +2,21 @@
 // and events, mounts the registered panels, then follows the live stream from the history's
 // cursor, appending points to the charts and updating the header.
 
-import { api } from "./api.js";
+import { api, ApiError } from "./api.js";
+import { describeSeries } from "./catalog.js";
+import { mountChartControls, readView } from "./chart-controls.js";
 import { linePanel } from "./charts.js";
 import { FINISHED, h, showError } from "./dom.js";
 import { renderEvents } from "./events-list.js";
 import { mountHealth } from "./health.js";
 import { mountOverlay } from "./overlay.js";
+import { PanelLayout } from "./layout.js";
 import { PanelHost } from "./panels.js";
 import "./panels/index.js";
 import { mountRunHeader } from "./run-header.js";
 import { SeriesStore } from "./series.js";
 import { openStream } from "./stream.js";
+import { mountThemeToggle } from "./theme.js";
 
 const HISTORY_POINTS = 2000;
 // Live points are appended to the charts as they come; past this many per series since the last
@@ -30,47 +34,9 @@ function parseRunId() {
   return Number.isInteger(id) && id > 0 ? id : null;
 }
 
-function mountChartControls(container, view, host) {
-  const logX = h("input", {
-    type: "checkbox",
-    id: "log-x",
-    onchange: () => {
-      view.options.logX = logX.checked;
-      host.renderAll();
-    },
-  });
-  const value = h("output", { for: "smoothing", id: "smoothing-value" }, "0");
-  let pending = false;
-  const smoothing = h("input", {
-    type: "range",
-    id: "smoothing",
-    min: 0,
-    max: 0.99,
-    step: 0.01,
-    value: "0",
-    oninput: () => {
-      view.options.smoothing = Number(smoothing.value);
-      value.textContent = smoothing.value;
-      if (!pending) {
-        pending = true;
-        requestAnimationFrame(() => {
-          pending = false;
-          host.renderAll();
-        });
-      }
-    },
-  });
-  const overlayEl = h("div", { class: "overlay" });
-  container.replaceChildren(
-    h("label", { class: "check", for: "log-x" }, logX, " log x"),
-    h("label", { for: "smoothing", class: "smoothing" }, "smoothing (EMA)", smoothing, value),
-    overlayEl,
-  );
-  return overlayEl;
-}
-
 async function main() {
   mountHealth(document.getElementById("health-slot"));
+  mountThemeToggle(document.getElementById("theme-slot"));
   const runId = parseRunId();
   if (!runId) {
     showError(headerEl, "No run here:", new Error(`${window.location.pathname} names no run id`));
@@ -82,7 +48,7 @@ async function main() {
     store: new SeriesStore(),
     overlays: [],
     events: [],
-    options: { logX: false, smoothing: 0 },
+    options: { logX: false, smoothing: 0, smoothKind: "ema", xRange: null },
     api,
   };
   try {
@@ -97,9 +63,19 @@ async function main() {
 
   const header = mountRunHeader(headerEl, { runId, onCancel: () => cancel() });
   header.update(view.run);
-  const autoPanel = (name) => linePanel({ id: `auto-${name.replace(/[^\w-]/g, "-")}`, title: name, series: [name], order: 1000 });
-  const host = new PanelHost(panelsEl, view, { autoPanel });
-  const overlayEl = mountChartControls(controlsEl, view, host);
+  const autoPanel = (name) => {
+    const { title, unit, description } = describeSeries(name, view.run);
+    return linePanel({ id: `auto-${name.replace(/[^\w-]/g, "-")}`, title, description, yTitle: unit, series: [name], order: 1000 });
+  };
+  const linked = readView();
+  const { smoothing, smoothKind, logX, xRange } = linked;
+  Object.assign(view.options, { smoothing, smoothKind, logX, xRange });
+  let controls = null;
+  const layout = new PanelLayout({ hidden: linked.hidden });
+  const host = new PanelHost(panelsEl, view, { autoPanel, layout, onLayout: () => controls?.showHidden() });
+  controls = mountChartControls(controlsEl, { view, host, panelsEl });
+  const overlayEl = controls.overlayEl;
+  window.addEventListener("themechange", () => host.renderAll());
   mountOverlay(overlayEl, { runId, overlays: view.overlays, onChange: () => host.renderAll((p) => p.overlay) });
 
   let appended = 0;
@@ -171,6 +147,7 @@ async function main() {
     panelsEl.before(h("p", { class: "notice notice-warn" }, `Could not load the history (${error.message}); following the live stream from the start.`));
   }
   host.renderAll();
+  controls.showHidden();
 
   try {
     addEvents((await api.events(runId)).data);
@@ -190,6 +167,7 @@ async function main() {
     event: (event) => addEvents([event]),
     async end(final) {
       if (final.status === "deleted") {
+        header.markDeleted();
         header.setConnection("deleted");
         header.notice.set("This run was deleted; the charts show what was received.");
         return;
@@ -198,13 +176,28 @@ async function main() {
       try {
         view.run = await api.getRun(runId); // finished_at, final error
         header.update(view.run);
+        host.statusChanged(); // panels that fetch arrays load the last probe step
       } catch {
         // the header already shows the final status from the stream
       }
       renderEvents(eventsEl, view.events, { finished: true });
     },
-    connection: (state) => header.setConnection(state),
+    connection(state) {
+      header.setConnection(state);
+      if (state === "closed") checkGone(); // the stream refused: was the run deleted meanwhile?
+    },
   });
+
+  async function checkGone() {
+    try {
+      await api.getRun(runId);
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 404) {
+        header.markDeleted();
+        header.setConnection("deleted");
+      }
+    }
+  }
 }
 
 main().catch((error) => showError(headerEl, "The run page failed:", error));

@@ -5,11 +5,14 @@ import { h, showError } from "./dom.js";
 import { mountHealth } from "./health.js";
 import { mountRunsTable } from "./runs-table.js";
 import { mountSubmitForm } from "./submit-form.js";
+import { mountThemeToggle } from "./theme.js";
 
-async function mountForm(container) {
+const schemaRequest = api.schema();
+
+async function mountForm(container, request = api.schema()) {
   let schema;
   try {
-    schema = await api.schema();
+    schema = await request;
   } catch (error) {
     showError(container, "Could not load the run config schema:", error);
     container.append(h("button", { type: "button", class: "secondary", onclick: () => mountForm(container) }, "Retry"));
@@ -34,5 +37,7 @@ async function mountForm(container) {
 }
 
 mountHealth(document.getElementById("health-slot"));
-mountRunsTable(document.getElementById("runs"));
-mountForm(document.getElementById("new-run"));
+mountThemeToggle(document.getElementById("theme-slot"));
+const taskKinds = schemaRequest.then((schema) => Object.keys(schema.properties?.task?.discriminator?.mapping ?? {}));
+mountRunsTable(document.getElementById("runs"), { taskKinds });
+mountForm(document.getElementById("new-run"), schemaRequest);

@@ -37,6 +37,26 @@ export function humanize(key) {
   return String(key ?? "").replace(/_/g, " ").replace(/^\w/, (c) => c.toUpperCase());
 }
 
+// A schema description (a pydantic docstring) as the user reads it: pointers into the code base
+// ("(``worker.probes.hessian``; docs/probes/hessian.md)") dropped, ``literals`` as <code>.
+export function prose(text) {
+  if (!text) return [];
+  const cleaned = String(text)
+    .replace(/\s*\(``(?:worker|server)\.[^)]*\)/g, "")
+    .replace(/\s*\(docs\/[^)]*\)/g, "");
+  return cleaned.split(/``([^`]+)``/).map((part, i) => (i % 2 ? h("code", {}, part) : part));
+}
+
+// The same as plain text (for title attributes); undefined without a description.
+export function plain(text) {
+  return text ? prose(text).map((part) => (typeof part === "string" ? part : part.textContent)).join("") : undefined;
+}
+
+// A hint under a field or legend; null without a description.
+export function hint(text) {
+  return text ? h("small", { class: "hint" }, ...prose(text)) : null;
+}
+
 function constraints(schema) {
   const parts = [];
   const { minimum: min, maximum: max, exclusiveMinimum: xmin, exclusiveMaximum: xmax } = schema;
@@ -95,15 +115,15 @@ export class FormNode {
 
   // A labelled field row around `control`.
   field(control, { id, after } = {}) {
-    const hint = constraints(this.schema);
+    const limits = constraints(this.schema);
     const description = this.schema.description;
     return h(
       "div",
-      { class: `field field-${this.schema.type ?? "any"}`, title: description },
-      h("label", { for: id }, this.title, hint && h("span", { class: "constraint" }, hint)),
+      { class: `field field-${this.schema.type ?? "any"}`, title: plain(description) },
+      h("label", { for: id }, this.title, limits && h("span", { class: "constraint" }, limits)),
       control,
       after,
-      description && h("small", { class: "hint" }, description),
+      hint(description),
       this.errors,
     );
   }
@@ -195,9 +215,9 @@ export class BooleanNode extends FormNode {
     this.input = h("input", { id, name: this.name, type: "checkbox" });
     this.el = h(
       "div",
-      { class: "field field-boolean", title: schema.description },
+      { class: "field field-boolean", title: plain(schema.description) },
       h("label", { for: id, class: "check" }, this.input, " ", this.title),
-      schema.description && h("small", { class: "hint" }, schema.description),
+      hint(schema.description),
       this.errors,
     );
     this.set(undefined);

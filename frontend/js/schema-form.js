@@ -24,8 +24,11 @@ import {
   ListNode,
   ScalarNode,
   SCALARS,
+  hint,
   humanize,
   nextId,
+  plain,
+  prose,
   resolve,
 } from "./schema-fields.js";
 
@@ -39,7 +42,7 @@ class TupleNode extends FormNode {
     });
     this.el = h(
       "div",
-      { class: "field field-tuple", title: schema.description },
+      { class: "field field-tuple", title: plain(schema.description) },
       h("span", { class: "label" }, this.title),
       h("div", { class: "tuple" }, this.items.map((n) => n.el)),
       this.errors,
@@ -73,7 +76,8 @@ class ObjectNode extends FormNode {
     for (const [name, sub] of Object.entries(schema.properties ?? {})) {
       if (omit.has(name)) continue;
       // a $ref'd model is titled after its class (OptimizerConfig); the property name reads better
-      const titled = sub.$ref && !sub.title ? { ...sub, title: humanize(name) } : sub;
+      // (also through an optional wrapper: the legend would read "HessianProbe")
+      const titled = !sub.title && (sub.$ref || sub.anyOf || sub.oneOf) ? { ...sub, title: humanize(name) } : sub;
       this.fields.set(name, createNode(titled, root, [...path, name], name));
     }
     const grid = h(
@@ -88,7 +92,7 @@ class ObjectNode extends FormNode {
           "fieldset",
           { class: "object", dataset: { path: this.name } },
           h("legend", {}, this.title),
-          schema.description && h("small", { class: "hint" }, schema.description),
+          hint(schema.description),
           this.errors,
           grid,
         );
@@ -131,7 +135,7 @@ class UnionNode extends FormNode {
     this.select = h(
       "select",
       { id, name: [...path, property].join("."), onchange: () => this.show(this.select.value) },
-      [...this.variants].map(([tag, v]) => h("option", { value: tag, title: v.description }, tag)),
+      [...this.variants].map(([tag, v]) => h("option", { value: tag, title: plain(v.description) }, tag)),
     );
     this.description = h("small", { class: "hint" });
     this.body = h("div", { class: "variant" });
@@ -163,7 +167,7 @@ class UnionNode extends FormNode {
       const omit = new Set([this.property]);
       this.built.set(tag, new ObjectNode(this.variants.get(tag), this.root, this.path, this.key, { bare: true, omit }));
     }
-    this.description.textContent = this.variants.get(tag).description ?? "";
+    this.description.replaceChildren(...prose(this.variants.get(tag).description));
     this.body.replaceChildren(this.current.el);
   }
 
@@ -213,7 +217,7 @@ class OptionalNode extends FormNode {
       "fieldset",
       { class: "object optional", dataset: { path: this.name } },
       h("legend", {}, h("label", { for: id, class: "check" }, this.toggle, " ", this.title)),
-      schema.description && h("small", { class: "hint" }, schema.description),
+      hint(schema.description),
       this.errors,
       this.inner.el,
     );

@@ -69,3 +69,44 @@ export function ema(values, weight, state = { m: 0, n: 0 }) {
     return state.m / (1 - weight ** state.n);
   });
 }
+
+// Trailing moving average over the last `size` finite points (null stays null).
+export function windowMean(values, size) {
+  const out = [];
+  const window = [];
+  let sum = 0;
+  for (const v of values) {
+    if (v === null || !Number.isFinite(v)) {
+      out.push(null);
+      continue;
+    }
+    window.push(v);
+    sum += v;
+    if (window.length > size) sum -= window.shift();
+    out.push(sum / window.length);
+  }
+  return out;
+}
+
+// Trailing min and max over the last `size` finite points: the band drawn under a smoothed line
+// so that smoothing never hides an extreme.
+export function windowExtremes(values, size) {
+  const lo = [];
+  const hi = [];
+  const window = [];
+  for (const v of values) {
+    if (v === null || !Number.isFinite(v)) {
+      lo.push(null);
+      hi.push(null);
+      continue;
+    }
+    window.push(v);
+    if (window.length > size) window.shift();
+    lo.push(Math.min(...window));
+    hi.push(Math.max(...window));
+  }
+  return { lo, hi };
+}
+
+// Points a smoothing weight w in [0, 1) stands for: the span of an EMA of that weight.
+export const smoothingSpan = (weight) => Math.max(1, Math.round((1 + weight) / (1 - weight)));

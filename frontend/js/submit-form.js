@@ -22,7 +22,7 @@ export function mountSubmitForm(container, { schema, presets }) {
     { type: "button", id: "json-toggle", class: "secondary", "aria-pressed": "false", onclick: () => toggleJson() },
     "Edit as JSON",
   );
-  const summary = h("div", { class: "form-errors notice notice-error", role: "alert", hidden: true });
+  const summary = h("div", { class: "form-errors notice notice-error", role: "alert", tabindex: "-1", hidden: true });
   const jsonText = h("textarea", {
     id: "config-json",
     class: "mono",
@@ -102,9 +102,10 @@ export function mountSubmitForm(container, { schema, presets }) {
     summary.replaceChildren();
   }
 
+  // The errors at the top of the form, and the user taken to them: the first field named (or,
+  // in JSON mode and for errors without a field, the summary itself) is focused and scrolled to.
   function showSummary(title, items = []) {
-    summary.replaceChildren(
-      h("strong", {}, title),
+    const list =
       items.length > 0 &&
         h(
           "ul",
@@ -125,9 +126,15 @@ export function mountSubmitForm(container, { schema, presets }) {
               `: ${item.message}`,
             ),
           ),
-        ),
-    );
+        );
+    summary.replaceChildren(...[h("strong", {}, title), list].filter(Boolean));
     summary.hidden = false;
+    const field = jsonMode ? null : items.find((item) => item.node && item.node !== form.root)?.node;
+    if (field) field.focus();
+    else {
+      summary.focus({ preventScroll: true });
+      summary.scrollIntoView({ block: "nearest" });
+    }
   }
 
   async function submit(event) {

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 import logging
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.encoders import jsonable_encoder
@@ -15,11 +16,21 @@ from server.broker import enqueue_run, notify, wake_worker
 from server.limits import check_limits
 from server.models import Run, RunStatus
 from server.presets import PRESETS
-from server.schemas import PRINTABLE, RunConfig, RunCostPublic, RunCreate, RunPublic, RunsPublic
+from server.schemas import (
+    PRINTABLE,
+    RunConfig,
+    RunCostPublic,
+    RunCreate,
+    RunPublic,
+    RunsPublic,
+    RunUpdate,
+    SeriesSummary,
+)
 from server.store import runs as run_store
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 log = logging.getLogger(__name__)
+RunSort = enum.StrEnum("RunSort", {name: name for name in run_store.SORTABLE})
 
 
 def to_public(run: Run) -> RunPublic:
@@ -66,16 +77,57 @@ def list_runs(
     tag: Annotated[str | None, Query(max_length=64, pattern=PRINTABLE)] = None,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    # the runs table's search, task filter and sort (issue 15)
+    q: Annotated[
+        str | None,
+        Query(max_length=100, pattern=PRINTABLE, description="substring of name or tag"),
+    ] = None,
+    task: Annotated[
+        str | None, Query(max_length=64, pattern=PRINTABLE, description="task kind")
+    ] = None,
+    sort: Annotated[RunSort, Query()] = RunSort.id,
+    order: Annotated[Literal["asc", "desc"], Query()] = "desc",
+    summary: Annotated[
+        str | None,
+        Query(
+            max_length=2000,
+            pattern=PRINTABLE,
+            description="comma-separated series: their last/min/max per run",
+        ),
+    ] = None,
 ) -> RunsPublic:
     """Newest first; ``count`` is the number of runs matching the filters (for pagination)."""
     runs, count = run_store.list_runs(
-        session, status=status.value if status else None, tag=tag, offset=offset, limit=limit
+        session,
+        status=status.value if status else None,
+        tag=tag,
+        offset=offset,
+        limit=limit,
+        q=q,
+        task=task,
+        sort=sort.value,
+        descending=order == "desc",
     )
-    return RunsPublic(data=[to_public(r) for r in runs], count=count)
+    public = [to_public(r) for r in runs]
+    names = [n for n in (summary or "").split(",") if n][:20]
+    if names:
+        found = run_store.series_summaries(session, run_ids=[r.id for r in runs], names=names)
+        for run in public:
+            mine = found.get(run.id, {})
+            run.summary = {name: SeriesSummary.model_validate(v) for name, v in mine.items()}
+    return RunsPublic(data=public, count=count)
 
 
 @router.get("/{run_id}", response_model=RunPublic, responses=responses(404, 422))
 def read_run(run: RunDep) -> RunPublic:
+    return to_public(run)
+
+
+@router.patch("/{run_id}", response_model=RunPublic, responses=responses(404, 413, 415, 422))
+def update_run(body: RunUpdate, run: RunDep, session: SessionDep) -> RunPublic:
+    """Edits tags and notes, in any state (a running run's worker never writes them)."""
+    run_store.update_run(session, run=run, changes=body.model_dump(exclude_unset=True))
+    session.commit()
     return to_public(run)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import String, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from server.models import (
@@ -45,6 +45,70 @@ def create_run(session: Session, *, config: RunConfig) -> Run:
     return run
 
 
+# --- search and sort of the runs table (issue 15) -------------------------------------------
+
+SORTABLE = {
+    "id": Run.id,
+    "name": func.lower(Run.name),
+    "status": Run.status,
+    "created": Run.created_at,
+    "step": Run.step,
+}
+
+
+def search_clauses(*, q: str | None = None, task: str | None = None) -> list:
+    """WHERE clauses of the table's search box (a substring of the name or of any tag, any case)
+    and task filter; the same SQL on SQLite and PostgreSQL (tags are a JSON list, searched as
+    its text)."""
+    clauses = []
+    if q:
+        literal = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{literal}%"
+        name = func.lower(Run.name).like(pattern, escape="\\")
+        tags = func.lower(cast(Run.tags, String)).like(pattern, escape="\\")
+        clauses.append(or_(name, tags))
+    if task:
+        clauses.append(Run.config["task"]["kind"].as_string() == task)
+    return clauses
+
+
+def ordering(sort: str = "id", descending: bool = True) -> tuple:
+    """ORDER BY for a SORTABLE column, ties broken by id (newest first) so pages are stable."""
+    column = SORTABLE[sort]
+    return (column.desc() if descending else column.asc(), Run.id.desc())
+
+
+def series_summaries(
+    session: Session, *, run_ids: list[int], names: list[str]
+) -> dict[int, dict[str, dict]]:
+    """``{run_id: {name: {last, last_step, min, max}}}`` from the per-series summaries that every
+    write keeps current: the runs table's summary columns cost one indexed query per page."""
+    if not run_ids or not names:
+        return {}
+    rows = session.execute(
+        select(
+            Series.run_id,
+            Series.name,
+            Series.last_value,
+            Series.last_step,
+            Series.min_value,
+            Series.max_value,
+        ).where(Series.run_id.in_(run_ids), Series.name.in_(names))
+    )
+    out: dict[int, dict[str, dict]] = {}
+    for run_id, name, last, last_step, low, high in rows:
+        out.setdefault(run_id, {})[name] = {
+            "last": last,
+            "last_step": last_step,
+            "min": low,
+            "max": high,
+        }
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+
+
 def list_runs(
     session: Session,
     *,
@@ -52,24 +116,47 @@ def list_runs(
     tag: str | None = None,
     offset: int = 0,
     limit: int = 50,
+    q: str | None = None,
+    task: str | None = None,
+    sort: str = "id",
+    descending: bool = True,
 ) -> tuple[list[Run], int]:
-    """One page of runs, newest first, and how many match: filtered, counted and paginated in
-    SQL through indexes (``ix_runs_status``, the ``run_tags`` key), never reading other runs.
+    """One page of runs and how many match: filtered, counted, sorted and paginated in SQL
+    through indexes (``ix_runs_status``, the ``run_tags`` key), never reading other runs.
 
-    The page's ids are found first (index only, so a deep ``offset`` skips index entries, not
-    rows), then only those runs are loaded."""
+    The page's ids are found first (by the index alone when the order is the id's, so a deep
+    ``offset`` skips index entries, not rows), then only those runs are loaded."""
     if tag:
         key = RunTag.run_id
         ids = select(key).where(RunTag.tag == tag)
-        if status:
-            ids = ids.join(Run, Run.id == key).where(Run.status == status)
+        if status or q or task or sort != "id":
+            ids = ids.join(Run, Run.id == key)
     else:
         key = Run.id
-        ids = select(key).where(Run.status == status) if status else select(key)
+        ids = select(key)
+    if status:
+        ids = ids.where(Run.status == status)
+    ids = ids.where(*search_clauses(q=q, task=task))
     count = session.scalar(select(func.count()).select_from(ids.subquery()))
-    page = ids.order_by(key.desc()).offset(offset).limit(limit)
-    runs = session.scalars(select(Run).where(Run.id.in_(page)).order_by(Run.id.desc()))
+    if sort == "id":
+        order: tuple = (key.desc() if descending else key.asc(),)
+    else:
+        order = ordering(sort, descending)
+    page = ids.order_by(*order).offset(offset).limit(limit)
+    runs = session.scalars(
+        select(Run).where(Run.id.in_(page)).order_by(*ordering(sort, descending))
+    )
     return list(runs), count or 0
+
+
+def update_run(session: Session, *, run: Run, changes: dict) -> Run:
+    """Sets the user-editable fields given (tags, notes); None leaves a field as it is."""
+    if changes.get("tags") is not None:
+        run.tags = list(dict.fromkeys(changes["tags"]))  # order kept, duplicates dropped
+    if changes.get("notes") is not None:
+        run.notes = changes["notes"]
+    session.flush()
+    return run
 
 
 def request_cancel(session: Session, *, run: Run) -> Run:

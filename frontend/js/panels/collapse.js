@@ -5,7 +5,7 @@
 // The two array panels read GET /api/runs/{id}/arrays/collapse[/{step}] and refresh whenever a
 // new nc.nc1 point arrives (every probe step stores one).
 
-import { arrayPanel, fmt, linePanel, PLOT_CONFIG, plotLayout, plotly, SERIES_COLORS, stepCache } from "../charts.js";
+import { arrayPanel, categoryColor, fmt, linePanel, plotConfig, plotLayout, plotly, stepCache, theme } from "../charts.js";
 import { registerPanel } from "../panels.js";
 
 registerPanel(
@@ -78,16 +78,16 @@ async function drawCosines(ctx, step) {
         text: `step ${step}: ETF −1/(C−1) = ${fmt(etf)} (white); NC1 ${fmt(s["nc.nc1"])}, equiangularity ${fmt(s["nc.equiangular"])}`,
         font: { size: 12 },
       },
-      xaxis: { title: { text: "class" }, type: "category" },
-      yaxis: { title: { text: "class" }, type: "category", autorange: "reversed", scaleanchor: "x" },
+      xaxis: { title: { text: "class" }, type: "category", showgrid: false },
+      yaxis: { title: { text: "class" }, type: "category", autorange: "reversed", scaleanchor: "x", showgrid: false },
+      plot_bgcolor: theme().grid, // the diagonal (cos of a class with itself) is left out: neutral
     }),
-    PLOT_CONFIG,
+    plotConfig(ctx, { step }),
   );
 }
 
 async function drawProjection(ctx, step) {
   const { arrays, meta } = await resultAt(ctx, step);
-  const color = (c) => SERIES_COLORS[c % SERIES_COLORS.length];
   const traces = arrays.classes.map((c, k) => {
     const idx = arrays.labels.flatMap((label, i) => (label === c ? [i] : []));
     return {
@@ -97,7 +97,7 @@ async function drawProjection(ctx, step) {
       legendgroup: String(c),
       x: idx.map((i) => arrays.points[i][0]),
       y: idx.map((i) => arrays.points[i][1]),
-      marker: { color: color(k), size: 5, opacity: 0.55, symbol: k >= SERIES_COLORS.length ? "diamond" : "circle" },
+      marker: { color: categoryColor(k), size: 5, opacity: 0.6 },
       hovertemplate: `class ${c}<extra></extra>`,
     };
   });
@@ -109,7 +109,7 @@ async function drawProjection(ctx, step) {
     y: arrays.means.map((m) => m[1]),
     text: arrays.classes.map(String),
     textposition: "top center",
-    marker: { color: "#111827", size: 11, symbol: "x" },
+    marker: { color: theme().fg, size: 11, symbol: "x" },
     hovertemplate: "mean of class %{text}<extra></extra>",
   });
   plotly().react(
@@ -120,8 +120,12 @@ async function drawProjection(ctx, step) {
       xaxis: { title: { text: "PC 1" }, zeroline: false },
       yaxis: { title: { text: "PC 2" }, zeroline: false, scaleanchor: "x" },
       showlegend: true,
+      // under the plot, every class in view (a legend beside it scrolled, over the last class)
+      legend: { orientation: "h", x: 0, y: -0.2, yanchor: "top", font: { size: 11 } },
+      height: 400,
+      margin: { l: 50, b: 100 },
     }),
-    PLOT_CONFIG,
+    plotConfig(ctx, { step }),
   );
 }
 

@@ -6,7 +6,7 @@
 // any of its series redraw it (at most once per animation frame). Per-layer weight norms and
 // relative changes get their own line panels.
 
-import { linePanel, plotly, SERIES_COLORS } from "../charts.js";
+import { linePanel, plotConfig, plotLayout, plotly, SERIES_COLORS, theme } from "../charts.js";
 import { registerPanel } from "../panels.js";
 
 const MEMORIZED = "grokking.memorized";
@@ -71,7 +71,7 @@ function markers(events, logX) {
     annotations.push({
       x: (at(mem.step) + at(gen.step)) / 2, xref: "x", y: 0.9, yref: "paper",
       text: `delay ${delay.toLocaleString("en")} steps (${grokking})`, showarrow: false,
-      bgcolor: "rgba(255,255,255,0.8)", font: { size: 11, color: EVENT_COLORS[GENERALIZED] },
+      bgcolor: theme().bg, font: { size: 11, color: EVENT_COLORS[GENERALIZED] },
     }); // prettier-ignore
     shapes.push({
       type: "line", xref: "x", yref: "paper", x0: mem.step, x1: gen.step, y0: 0.87, y1: 0.87,
@@ -97,24 +97,22 @@ function draw(ctx) {
   plotly().react(
     ctx.el,
     traces,
-    {
-      autosize: true,
+    plotLayout({
       height: 560,
-      margin: { l: 60, r: 60, t: 28, b: 40 },
-      paper_bgcolor: "rgba(0,0,0,0)",
-      plot_bgcolor: "rgba(0,0,0,0)",
+      margin: { r: 60 },
       xaxis: { title: { text: "step" }, type: logX ? "log" : "linear", anchor: "y3" },
       yaxis: axis("accuracy", [0.7, 1], { range: [-0.02, 1.02] }),
       yaxis2: axis("loss", [0.38, 0.66], { type: "log", exponentformat: "power" }),
       yaxis3: axis("measure", [0, 0.34]),
-      yaxis4: axis("‖θ‖", [0, 0.34], { overlaying: "y3", side: "right", showgrid: false }),
+      // its own round ticks (synced to the left axis they fell on values like 99.21, 102.47)
+      yaxis4: axis("‖θ‖", [0, 0.34], { overlaying: "y3", side: "right", showgrid: false, tickmode: "auto", nticks: 5 }),
       showlegend: true,
       legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom", font: { size: 11 } },
       hovermode: "x unified",
       uirevision: String(logX),
       ...markers(ctx.events, logX),
-    },
-    { responsive: true, displaylogo: false },
+    }),
+    plotConfig(ctx),
   );
 }
 

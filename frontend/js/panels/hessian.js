@@ -4,7 +4,7 @@
 // stream); the density panels read GET /api/runs/{id}/spectra and /spectra/{step} and refresh
 // whenever a new hessian.lambda_max point arrives (every probe step stores one).
 
-import { arrayPanel, fetchedPanel, linePanel, PLOT_CONFIG, plotLayout, plotly, SERIES_COLORS, stepCache } from "../charts.js";
+import { arrayPanel, fetchedPanel, linePanel, plotConfig, plotLayout, plotly, SERIES_COLORS, stepCache } from "../charts.js";
 import { registerPanel } from "../panels.js";
 
 registerPanel(
@@ -15,8 +15,6 @@ registerPanel(
     labels: {
       "hessian.lambda_max": "λ_max(H)",
       "hessian.precond_lambda_max": "λ_max(P⁻¹H) (Adam)",
-      "hessian.threshold": "threshold (2/lr; Adam 38/lr)",
-      "hessian.batch_sharpness": "batch sharpness E[gᵀH_B g/‖g‖²]",
     },
     yTitle: "eigenvalue",
     logY: false,
@@ -93,7 +91,7 @@ async function drawDensity(ctx, step) {
       legend: { orientation: "h", x: 0, y: 1, yanchor: "bottom" },
       shapes,
     }),
-    PLOT_CONFIG,
+    plotConfig(ctx, { step }),
   );
 }
 
@@ -168,7 +166,7 @@ async function drawHeatmap(ctx) {
       xaxis: { title: { text: "step" } },
       yaxis: { title: { text: "eigenvalue" } },
     }),
-    PLOT_CONFIG,
+    plotConfig(ctx),
   );
 }
 

@@ -5,13 +5,23 @@
 // landscape.center_loss point arrives (every stored surface logs one); the slider follows the
 // newest step while it sits at its right end.
 
-import { fetchedPanel, fmt, PLOT_CONFIG, plotLayout, plotly, SERIES_COLORS, stepCache } from "../charts.js";
+import { fetchedPanel, fmt, plotConfig, plotLayout, plotly, SERIES_COLORS, stepCache } from "../charts.js";
 import { h } from "../dom.js";
 import { registerPanel } from "../panels.js";
 
 const surfaceAt = stepCache((api, runId, step) => api.landscapeAt(runId, step));
 
 const layout = ({ margin, ...rest }) => plotLayout({ height: 380, margin: { t: 36, b: 44, ...margin }, ...rest });
+
+// Short axis names for the 3-D scene (its titles are drawn inside the scene, where long ones are
+// clipped); the 2-D axes carry the full titles.
+function shortTitle(meta, axis) {
+  const kind = meta.kinds[axis];
+  if (kind === "pca") return `PC ${axis + 1}`;
+  if (kind === "hessian") return `eigvec ${axis + 1}`;
+  if (kind === "interpolation") return "α";
+  return `dir ${axis + 1}`;
+}
 
 // Axis titles from the stored metadata: what each direction is.
 function axisTitle(meta, axis) {
@@ -98,18 +108,23 @@ function drawPlane(ctx, step, { arrays, meta }) {
     ctx.state.contour,
     contour,
     layout({ title, xaxis: x, yaxis: { ...y, scaleanchor: "x" }, showlegend: false }),
-    PLOT_CONFIG,
+    plotConfig(ctx, { step }),
   );
   plotly().react(
     ctx.state.surface,
     surface,
     layout({
-      margin: { l: 0, r: 0, t: 10, b: 0 },
-      scene: { xaxis: x, yaxis: y, zaxis: { title: { text: zTitle } } },
+      margin: { l: 10, r: 10, t: 10, b: 10 },
+      scene: {
+        xaxis: { title: { text: shortTitle(meta, 0) } },
+        yaxis: { title: { text: shortTitle(meta, 1) } },
+        zaxis: { title: { text: logZ ? "log₁₀ L" : "loss" } },
+        camera: { eye: { x: 1.7, y: 1.7, z: 1.2 } }, // pulled back: titles stay inside the frame
+      },
       showlegend: false,
       uirevision: "landscape", // keeps the camera across steps
     }),
-    PLOT_CONFIG,
+    plotConfig(ctx, { step, name: "surface" }),
   );
 }
 
@@ -146,7 +161,7 @@ function drawCurve(ctx, step, { arrays, meta }) {
       yaxis2: { title: { text: "accuracy" }, overlaying: "y", side: "right", range: [0, 1] },
       legend: { orientation: "h", x: 0, y: 1, yanchor: "bottom" },
     }),
-    PLOT_CONFIG,
+    plotConfig(ctx, { step }),
   );
 }
 

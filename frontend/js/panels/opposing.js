@@ -5,7 +5,7 @@
 // opposing.* scalars (one point per probe step), so each new probe step refreshes the step list
 // and, when "follow" is on, moves to it; new loss.spike events redraw the markers.
 
-import { fmt, PLOT_CONFIG, plotLayout, plotly, SERIES_COLORS, theme } from "../charts.js";
+import { fmt, noteAnnotation, plotConfig, plotLayout, plotly, SERIES_COLORS, theme } from "../charts.js";
 import { FINISHED, h } from "../dom.js";
 import { registerPanel } from "../panels.js";
 
@@ -62,8 +62,12 @@ function renderSpikes(ctx) {
   ];
   const layout = baseLayout("loss", Boolean(ctx.local.logY));
   layout.shapes = selection.step === null ? [] : [stepLine(selection.step, c.muted)];
+  if (!spikes.length && loss.steps.length) {
+    const found = FINISHED.has(ctx.run?.status) ? "no loss spike was detected in this run" : "no loss spike so far";
+    layout.annotations = [noteAnnotation(found, c, 0.95)];
+  }
   layout.uirevision = String(Boolean(ctx.local.logY));
-  plotly().react(ctx.el, traces, layout, PLOT_CONFIG);
+  plotly().react(ctx.el, traces, layout, plotConfig(ctx));
   if (!ctx.state.bound) {
     ctx.state.bound = true;
     ctx.el.on("plotly_click", (event) => {
@@ -90,6 +94,7 @@ registerPanel({
     plotly().extendTraces(ctx.el, { x: [points.steps.slice()], y: [points.values.slice()] }, [0]);
   },
   onEvents: renderSpikes,
+  onStatus: renderSpikes, // "so far" becomes "in this run"
 });
 
 // --- groups at a chosen step -----------------------------------------------------------------
@@ -182,7 +187,8 @@ function drawCurves(ctx, data, pairs, example) {
   const layout = baseLayout("mean loss of the group", Boolean(ctx.local.logY));
   layout.shapes = [stepLine(data.step, theme().muted)];
   layout.title = { text: `groups' mean loss around step ${data.step}`, font: { size: 12 } };
-  plotly().react(ctx.state.curvesEl, traces, layout, PLOT_CONFIG);
+  if (!traces.length) layout.annotations = [noteAnnotation(`no rising or falling group at step ${data.step}`)];
+  plotly().react(ctx.state.curvesEl, traces, layout, plotConfig(ctx, { step: data.step, name: "curves" }));
 }
 
 function stepLabel(listing, i) {
