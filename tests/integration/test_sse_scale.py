@@ -22,7 +22,6 @@ from server.db import get_sessionmaker
 from server.schemas import RunConfig
 from server.store.runs import create_run
 from tests.conftest import Service, wait_for
-from tests.integration.test_scale import scale_env  # noqa: F401 - the fixture
 from tests.sse_clients import measure, p95
 
 pytestmark = pytest.mark.integration
