@@ -1,6 +1,8 @@
 """schemathesis with every check against ``observatory serve`` on PostgreSQL: no server error, no
 response outside the OpenAPI document, on hundreds of generated requests per operation.
 
+The server runs as it is exposed (``OBS_AUTH=required``) and schemathesis sends an admin token,
+so its authentication checks (a missing or invalid token must be refused) test the real guard.
 Runs are submitted to a real Redis broker (no worker takes them: they stay queued), so POST
 /api/runs succeeds as it would in production.  ``OBS_FUZZ_EXAMPLES`` raises the count per
 operation (300 by default, the figure CI runs).
@@ -18,7 +20,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import Service
+from tests.conftest import ROOT, Service, child_env
 
 pytestmark = pytest.mark.integration
 CONFIG = Path(__file__).with_name("schemathesis.toml")
@@ -33,9 +35,28 @@ def served(pg_schema_url: str, redis_url: str, tmp_path: Path) -> Iterator[Servi
     queue = redis.Redis.from_url(broker)
     queue.flushdb()
     migrate.upgrade(pg_schema_url)
-    service = Service(
-        tmp_path / "data", "serve", OBS_DATABASE_URL=pg_schema_url, OBS_BROKER_URL=broker
+    env = {"OBS_DATABASE_URL": pg_schema_url, "OBS_BROKER_URL": broker, "OBS_AUTH": "required"}
+    created = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "token",
+            "create",
+            "--name",
+            "fuzz",
+            "--scope",
+            "admin",
+        ],
+        env=child_env(tmp_path, **env),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
+    service = Service(tmp_path / "data", "serve", OBS_SUBMIT_RATE="off", **env)
+    service.token = created.stdout.strip()
     yield service
     service.stop()
     queue.flushdb()
@@ -47,6 +68,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     command = [
         *(sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG), "run"),
         f"{served.url}/openapi.json",
+        *("--header", f"Authorization: Bearer {served.token}"),
         *("--checks", "all", "--max-examples", str(EXAMPLES), "--workers", "1"),
         *("--seed", os.environ.get("OBS_FUZZ_SEED", "20261203"), "--no-color"),
         *("--report", "junit", "--report-dir", str(tmp_path / "report")),

@@ -309,7 +309,7 @@ def test_diverged_run_reports_nan_instead_of_failing(kind: str) -> None:
         ({"eval_size": 10**5}, "eval_size"),
         ({"kind": "sideways"}, "kind"),
         ({"dims": 3}, "dims"),
-        ({"kind": "interpolation"}, "dims: interpolation"),
+        ({"kind": "interpolation"}, r"dims\n  interpolation"),
         ({"bn": "batch"}, "bn"),
         ({"max_snapshots": 10**4}, "max_snapshots"),
         ({"resolution": 51, "eval_size": 1024}, "single-example forward passes"),

@@ -186,13 +186,15 @@ def test_invalid_opposing_configs_name_the_field() -> None:
     assert locs({"probes": {"opposing": {"monitor_size": 10**6}}}) == [
         ("probes", "opposing", "monitor_size")
     ]
-    assert locs({"probes": {"opposing": {"k": 3, "min_size": 4}}}) == [("probes", "opposing")]
+    assert locs({"probes": {"opposing": {"k": 3, "min_size": 4}}}) == [
+        ("probes", "opposing", "min_size")
+    ]
     assert locs({"probes": {"opposing": {"features": "logits"}}}) == [
         ("probes", "opposing", "features")
     ]
     assert locs({"task": {"kind": "opposing_signals", "dim": 4, "n_classes": 4}}) == [
-        ("task", "opposing_signals")
+        ("task", "opposing_signals", "dim")
     ]
     assert locs({"task": {"kind": "opposing_signals", "planted_fraction": 0.9}}) == [
-        ("task", "opposing_signals")
+        ("task", "opposing_signals", "planted_fraction")
     ]
