@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 from sqlalchemy import Connection, select
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from server.models import Metric, Series
 from server.store import pgcopy, rollup
-from server.store.sql import copy_upsert, fetch_all, lock_run, run
+from server.store.sql import begin_write, copy_upsert, fetch_all, run
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,17 +72,22 @@ def write_points(connection: Connection, *, run_id: int, points: Iterable[Point]
     latest = list({(p.name, p.step): p for p in points}.values())
     if not latest:
         return 0
-    names = sorted({p.name for p in latest})
+    name_of = [p.name for p in latest]
+    step_of = [p.step for p in latest]
+    value_of = [clean(p.value) for p in latest]
+    wall_of = [p.wall_time for p in latest]
+    names = sorted(set(name_of))
     index = {name: i for i, name in enumerate(names)}
     count = len(latest)
-    series = np.fromiter((index[p.name] for p in latest), np.int64, count)
-    steps = np.fromiter((p.step for p in latest), np.int64, count)
-    values = np.array([p.value for p in latest], dtype=np.float64)  # None -> NaN, stored NULL
-    walls = np.fromiter((p.wall_time for p in latest), np.float64, count)
+    series = np.fromiter(map(index.__getitem__, name_of), np.int64, count)
+    steps = np.array(step_of, dtype=np.int64)
+    values = np.array(value_of, dtype=np.float64)  # None (NaN) -> NaN, stored as NULL
+    walls = np.array(wall_of, dtype=np.float64)
 
+    order = np.lexsort((steps, series))
     postgres = connection.dialect.name == "postgresql"
     if postgres:
-        lock_run(connection, run_id)
+        begin_write(connection, run_id, ("metrics", "metric_buckets"))
     placeholders = ", ".join("?" * len(names))
     before = {
         name: (first, last)
@@ -109,15 +115,10 @@ def write_points(connection: Connection, *, run_id: int, points: Iterable[Point]
             exists=(steps >= old_lo) & (steps <= old_hi),
         )
     else:
-        connection.exec_driver_sql(
-            _SQLITE_UPSERT,
-            [
-                (run_id, p.name, p.step, clean(p.value), w)
-                for p, w in zip(latest, walls.tolist(), strict=True)
-            ],
-        )
+        rows = list(zip(repeat(run_id), name_of, step_of, value_of, wall_of, strict=False))
+        # In key order, the B-tree takes each series' rows as one run of appends.
+        connection.exec_driver_sql(_SQLITE_UPSERT, [rows[i] for i in order.tolist()])
 
-    order = np.lexsort((steps, series))
     series, steps, values = series[order], steps[order], values[order]
     starts = np.flatnonzero(np.r_[True, series[1:] != series[:-1]])
     ends = np.r_[starts[1:], len(series)] - 1

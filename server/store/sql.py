@@ -42,38 +42,30 @@ def copy_upsert(
     columns: Mapping[str, pgcopy.Column],
     exists: np.ndarray,
 ) -> None:
-    """PostgreSQL: rows COPY'd (binary) into a staging table, then set-based statements.
+    """PostgreSQL: rows COPY'd (binary) into ``table``'s staging table, then set-based inserts.
 
     Rows marked in ``exists`` may be stored already and are upserted (``ON CONFLICT … DO
     UPDATE``: a replayed write replaces itself); the others are known to be absent — the caller
-    holds a lock that makes this true (``lock_run``) — and are inserted plainly, which costs
-    half as much as the upsert's speculative insertion.  Keys must be unique: one statement may
-    not update a row twice.  The staging table is a per-connection temporary table with
-    ``table``'s columns, emptied after each statement, so several writes in one transaction
-    never see each other's rows.
+    holds the run's lock (``begin_write``) — and are inserted plainly, which costs half as much
+    as the upsert's speculative insertion.  Keys must be unique: one statement may not update a
+    row twice.  Two round trips (the COPY, then one string of statements that also empties the
+    staging table, so several writes in one transaction never see each other's rows): on a
+    loaded machine every round trip waits for the database process to be scheduled.
     """
     stage = f"_stage_{table}"
     names = ", ".join(columns)
     updates = ", ".join(f"{name} = excluded.{name}" for name in columns if name not in key)
-    statements = [
-        (~exists, ""),
-        (exists, f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"),
-    ]
+    data = pgcopy.encode({**columns, "_exists": exists})
     cursor = connection.connection.cursor()
     try:
+        with cursor.copy(f"COPY {stage} ({names}, _exists) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(data)
         cursor.execute(
-            f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} (LIKE {table} INCLUDING DEFAULTS)"
+            f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} WHERE NOT _exists; "
+            f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} WHERE _exists "
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}; "
+            f"TRUNCATE {stage}"
         )
-        for rows, conflict in statements:
-            if not rows.any():
-                continue
-            data = pgcopy.encode({name: pgcopy.take(c, rows) for name, c in columns.items()})
-            with cursor.copy(f"COPY {stage} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.write(data)
-            cursor.execute(
-                f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage}{conflict}; "
-                f"TRUNCATE {stage}"
-            )
     finally:
         cursor.close()
 
@@ -81,10 +73,17 @@ def copy_upsert(
 _RUN_WRITES = 0x0B5  # advisory lock class: metric writes of one run (the object is the run id)
 
 
-def lock_run(connection: Connection, run_id: int) -> None:
-    """PostgreSQL: serialize the metric writes of one run until the transaction ends.
+def begin_write(connection: Connection, run_id: int, tables: Sequence[str]) -> None:
+    """PostgreSQL: lock the run's metric writes until the transaction ends, and make sure the
+    connection has a staging table for each of ``tables`` (for ``copy_upsert``).
 
-    Held, what a writer read of the series (their step ranges, the pyramid's stored buckets)
-    stays true until it commits, so rows outside those ranges can be inserted without
-    ``ON CONFLICT`` even if a second worker wrote the same run (a lapsed lease)."""
-    connection.exec_driver_sql("SELECT pg_advisory_xact_lock(%s, %s)", (_RUN_WRITES, run_id))
+    Held, the lock keeps what a writer read of the series (their step ranges, the pyramid's
+    stored buckets) true until it commits, so rows outside those ranges can be inserted
+    without ``ON CONFLICT`` even if a second worker wrote the same run (a lapsed lease); it
+    also keeps two writers from interleaving their pyramid updates.  One round trip."""
+    statements = [f"SELECT pg_advisory_xact_lock({_RUN_WRITES}, {int(run_id)})"] + [
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS _stage_{table} "
+        f"(LIKE {table} INCLUDING DEFAULTS, _exists boolean)"
+        for table in tables
+    ]
+    connection.exec_driver_sql("; ".join(statements))
