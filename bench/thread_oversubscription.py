@@ -3,10 +3,12 @@
 Variants, each a fresh set of ``observatory worker`` processes (SQLite + Redis on this machine),
 each worker training one run of the edge-of-stability preset (``--steps`` of them):
 - one worker alone with every core, and alone with one thread;
+- one worker alone with every core and OpenMP's passive wait policy (``OMP_WAIT_POLICY=PASSIVE``:
+  a waiting thread sleeps at once instead of spinning) — what spinning costs;
 - two workers at once, each with every core (torch's default: what workers did before
   ``OBS_HOST_WORKERS``), and each with its share (``OBS_HOST_WORKERS=2``, the fix).
 Seconds per step are the run's wall time (claim to finish) over its steps.  Target: two workers
-at once, with their share, each within 2.5x of one worker alone.
+at once, with their share, each within 2.5x of one worker alone (its best variant).
 
     PYTHONPATH=. python bench/thread_oversubscription.py [--steps 100] [--redis redis://…/0]
 """
@@ -24,6 +26,8 @@ from server import migrate
 from server.config import Settings
 from worker.threads import host_cores
 
+PASSIVE = {"OMP_WAIT_POLICY": "PASSIVE"}  # OpenMP threads sleep at once instead of spinning
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -36,10 +40,12 @@ def main() -> None:
         migrate.upgrade(database)
         broker = f"{args.redis.rsplit('/', 1)[0]}/{random.randrange(1, 16)}"
         settings = Settings(data_dir=Path(tmp), database_url=database, broker_url=broker)
+        every = str(cores)
         variants = [
-            ("alone, every core", {"OBS_HOST_WORKERS": "1"}, 1),
+            ("alone, every core (torch's default)", {"OBS_TORCH_THREADS": every}, 1),
+            ("alone, every core, passive OpenMP wait", {"OBS_TORCH_THREADS": every, **PASSIVE}, 1),
             ("alone, 1 thread", {"OBS_TORCH_THREADS": "1"}, 1),
-            ("two at once, every core each (before)", {"OBS_TORCH_THREADS": str(cores)}, 2),
+            ("two at once, every core each (before)", {"OBS_TORCH_THREADS": every}, 2),
             ("two at once, OBS_HOST_WORKERS=2", {"OBS_HOST_WORKERS": "2"}, 2),
         ]
         print(
@@ -51,15 +57,16 @@ def main() -> None:
             configs = [eos_config(args.steps)] * workers
             results[label] = measure(settings, env, configs, Path(tmp))
             times = ", ".join(f"{t * 1e3:.0f} ms" for t in results[label])
-            print(f"{label:40s} per step: {times}", flush=True)
-        alone = results["alone, every core"][0]
-        for label in ("two at once, every core each (before)", "two at once, OBS_HOST_WORKERS=2"):
-            worst = max(results[label])
-            print(f"{label}: slowest worker {worst / alone:.2f}x one worker alone")
-        print(
-            f"alone, 1 thread vs every core: {results['alone, 1 thread'][0] / alone:.2f}x; "
-            f"load average after: {os.getloadavg()[0]:.1f}"
-        )
+            print(f"{label:42s} per step: {times}", flush=True)
+        alone = {label: t[0] for label, t in results.items() if label.startswith("alone")}
+        best = min(alone, key=alone.get)
+        print(f"one worker alone, best: {best} ({alone[best] * 1e3:.0f} ms per step)")
+        for label in alone:
+            print(f"{label}: {alone[label] / alone[best]:.2f}x the best")
+        for label in variants[3:]:
+            worst = max(results[label[0]])
+            print(f"{label[0]}: slowest worker {worst / alone[best]:.2f}x one worker alone (best)")
+        print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
