@@ -85,23 +85,13 @@ def write_points(connection: Connection, *, run_id: int, points: Iterable[Point]
     walls = np.array(wall_of, dtype=np.float64)
 
     order = np.lexsort((steps, series))
-    postgres = connection.dialect.name == "postgresql"
-    if postgres:
+    if connection.dialect.name == "postgresql":
+        # The run's lock first: the step ranges read next stay true until commit.
         begin_write(connection, run_id, ("metrics", "metric_buckets"))
-    placeholders = ", ".join("?" * len(names))
-    before = {
-        name: (first, last)
-        for name, first, last in fetch_all(
-            connection,
-            "SELECT name, first_step, last_step FROM series "
-            f"WHERE run_id = ? AND name IN ({placeholders})",
-            (run_id, *names),
-        )
-    }
-    if postgres:  # points outside a series' stored step range are new (the run's lock is held)
+        before = _stored_ranges(connection, run_id, names)
         old_lo = np.array([before.get(n, (1, 0))[0] for n in names], np.int64)[series]
         old_hi = np.array([before.get(n, (1, 0))[1] for n in names], np.int64)[series]
-        copy_upsert(
+        copy_upsert(  # points outside a series' stored step range are new
             connection,
             table="metrics",
             key=("run_id", "name", "step"),
@@ -116,8 +106,11 @@ def write_points(connection: Connection, *, run_id: int, points: Iterable[Point]
         )
     else:
         rows = list(zip(repeat(run_id), name_of, step_of, value_of, wall_of, strict=False))
-        # In key order, the B-tree takes each series' rows as one run of appends.
+        # In key order, the B-tree takes each series' rows as one run of appends.  The write
+        # comes first, so the transaction holds SQLite's write lock before it reads anything;
+        # the series summaries it reads next are only updated at the end of this function.
         connection.exec_driver_sql(_SQLITE_UPSERT, [rows[i] for i in order.tolist()])
+        before = _stored_ranges(connection, run_id, names)
 
     series, steps, values = series[order], steps[order], values[order]
     starts = np.flatnonzero(np.r_[True, series[1:] != series[:-1]])
@@ -162,6 +155,19 @@ def write_points(connection: Connection, *, run_id: int, points: Iterable[Point]
         ],
     )
     return count
+
+
+def _stored_ranges(connection: Connection, run_id: int, names: list[str]) -> dict:
+    """``name -> (first_step, last_step)`` of the series' summaries (absent: never written)."""
+    return {
+        name: (first, last)
+        for name, first, last in fetch_all(
+            connection,
+            "SELECT name, first_step, last_step FROM series "
+            f"WHERE run_id = ? AND name IN ({', '.join('?' * len(names))})",
+            (run_id, *names),
+        )
+    }
 
 
 def list_series(session: Session, *, run_id: int) -> list[Series]:
