@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The GPU path, measured (issue 17): one script, at most ~8 minutes on a CUDA machine.
+# The GPU path, measured (issue 17): one script, at most 8 minutes on a CUDA machine
+# (parts limited to 120 + 210 + 150 s).
 #   1. the EoS preset through a real worker on device: cuda (and on cpu, same run);
-#   2. the Hessian probes on a ResNet-18-sized model on the GPU (bench/hessian_vs_peers.py;
-#      its peer comparison runs on the CPU's small MLP, where the dense reference fits);
+#   2. the Hessian comparison (bench/hessian_vs_peers.py: project vs PyHessian, eigenthings,
+#      curvlinops and eigsh on the CPU's small MLP, where the dense reference fits), then our
+#      probes' cost on a ResNet-18-sized model on the GPU;
 #   3. the landscape comparison, ResNet-18 section on the GPU (batched vmap path by default).
 # Needs PostgreSQL-free services only: Redis on 127.0.0.1:6379 (OBS_BENCH_REDIS to change).
 # Environments: .venv (the project), .venv-bench and .venv-landscape-bench (the peers; see each
@@ -31,8 +33,8 @@ part() {  # name, python, timeout seconds, command...
     [ "$rc" -eq 0 ] || echo "[$name] exit $rc (124: over its ${limit} s)" | tee -a "$OUT/$name"
 }
 
-part eos "$PY" 150 bench/gpu_eos.py --steps 400 --redis "$REDIS"
-part hessian .venv-bench/bin/python 150 bench/hessian_vs_peers.py --device cuda --repeats 1
+part eos "$PY" 120 bench/gpu_eos.py --steps 400 --redis "$REDIS"
+part hessian .venv-bench/bin/python 210 bench/hessian_vs_peers.py --device cuda --repeats 1
 part landscape .venv-landscape-bench/bin/python 150 -m bench.landscape_vs_loss_landscapes \
     --device cuda --repeats 1 --resnet-points 8 --resnet-batch 64
 
