@@ -6,7 +6,7 @@
 #      curvlinops and eigsh on the CPU's small MLP, where the dense reference fits), then our
 #      probes' cost on a ResNet-18-sized model on the GPU;
 #   3. the landscape comparison, ResNet-18 section on the GPU (batched vmap path by default).
-# Needs PostgreSQL-free services only: Redis on 127.0.0.1:6379 (OBS_BENCH_REDIS to change).
+# Needs no services: SQLite and the embedded Redis broker (OBS_BENCH_REDIS=redis://… to use one).
 # Environments: .venv (the project), .venv-bench and .venv-landscape-bench (the peers; see each
 # script's docstring); a missing peer environment skips its part with a message.
 # Usage: bash bench/gpu.sh        (from the repository root)
@@ -14,7 +14,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH=.
 PY=.venv/bin/python
-REDIS=${OBS_BENCH_REDIS:-redis://127.0.0.1:6379/0}
+REDIS_ARGS=()
+[ -n "${OBS_BENCH_REDIS:-}" ] && REDIS_ARGS=(--redis "$OBS_BENCH_REDIS")
 OUT=$(mktemp -d)
 
 if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
@@ -33,7 +34,7 @@ part() {  # name, python, timeout seconds, command...
     [ "$rc" -eq 0 ] || echo "[$name] exit $rc (124: over its ${limit} s)" | tee -a "$OUT/$name"
 }
 
-part eos "$PY" 120 bench/gpu_eos.py --steps 400 --redis "$REDIS"
+part eos "$PY" 120 bench/gpu_eos.py --steps 400 "${REDIS_ARGS[@]}"
 part hessian .venv-bench/bin/python 210 bench/hessian_vs_peers.py --device cuda --repeats 1
 part landscape .venv-landscape-bench/bin/python 150 -m bench.landscape_vs_loss_landscapes \
     --device cuda --repeats 1 --resnet-points 8 --resnet-batch 64
