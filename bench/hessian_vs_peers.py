@@ -254,7 +254,10 @@ def digits_cnn() -> nn.Module:
     )
 
 
-def cost_section(name: str, model: nn.Module, data: list, probes: dict, repeats: int) -> None:
+def cost_section(
+    name: str, model: nn.Module, data: list, probes: dict, repeats: int, device: str
+) -> None:
+    model, data = model.to(device), [(x.to(device), y.to(device)) for x, y in data]
     step = sgd_step_seconds(model, data[0][0], data[0][1], repeats)
     n = sum(p.numel() for p in model.parameters())
     print(f"### {name}: {n:,} parameters, batch {len(data[0][1])}, one step {step:.3f} s\n")
@@ -273,8 +276,9 @@ def cost_section(name: str, model: nn.Module, data: list, probes: dict, repeats:
     table(rows, ["probe", "HVPs", "seconds", "training steps", "steps per HVP"])
 
 
-def costs(repeats: int) -> None:
-    print("## Cost of one probe in units of one training step (CPU, one thread)\n")
+def costs(repeats: int, device: str) -> None:
+    where = "CPU, one thread" if device == "cpu" else device
+    print(f"## Cost of one probe in units of one training step ({where})\n")
     probes = {
         "λ_max, tol 1e-3": lambda m, d: hessian.top_eigenvalues(m, CE, d, k=1, tol=1e-3),
         "top-5, tol 1e-3": lambda m, d: hessian.top_eigenvalues(m, CE, d, k=5, tol=1e-3),
@@ -282,13 +286,13 @@ def costs(repeats: int) -> None:
         "density, 4 x 64 steps": lambda m, d: hessian.density(m, CE, d),
     }
     cnn_data = digits(256, dtype=torch.float32, image=True)
-    cost_section("Digits CNN", digits_cnn(), cnn_data, probes, repeats)
+    cost_section("Digits CNN", digits_cnn(), cnn_data, probes, repeats, device)
     gen = torch.Generator().manual_seed(0)
     batch = [(torch.randn(8, 3, 32, 32, generator=gen), torch.randint(0, 10, (8,), generator=gen))]
     del probes["density, 4 x 64 steps"]  # 256 HVPs: minutes on one CPU thread
     probes["density, 1 x 32 steps"] = lambda m, d: hessian.density(m, CE, d, n_starts=1, steps=32)
     torch.manual_seed(0)
-    cost_section("ResNet-18, random 32x32 images", resnet18(), batch, probes, repeats)
+    cost_section("ResNet-18, random 32x32 images", resnet18(), batch, probes, repeats, device)
 
 
 def main() -> None:
@@ -296,13 +300,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timing repeats (fastest kept)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--skip-costs", action="store_true", help="skip the ResNet/CNN costs")
+    parser.add_argument("--skip-accuracy", action="store_true", help="skip the peer comparison")
+    parser.add_argument("--device", default="cpu", help="device of the probe costs (cuda)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cuda = torch.cuda.is_available()
     print(f"torch {torch.__version__}, CPU, {args.threads} thread(s); CUDA available: {cuda}\n")
-    accuracy_section(args.repeats)
+    if not args.skip_accuracy:
+        accuracy_section(args.repeats)
     if not args.skip_costs:
-        costs(args.repeats)
+        costs(args.repeats, args.device)
 
 
 if __name__ == "__main__":

@@ -172,6 +172,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds of each method")
     parser.add_argument("--resnet-points", type=int, default=2, help="grid side timed on ResNet")
     parser.add_argument("--resnet-batch", type=int, default=64)
+    parser.add_argument("--device", default="cpu", help="device of the ResNet-18 section (cuda)")
     parser.add_argument("--profile", action="store_true", help="per-op cost per grid point")
     parser.add_argument(
         "--channels", type=int, default=8, help="digits CNN width (the preset's CNN has 16)"
@@ -276,9 +277,10 @@ def main() -> None:
             print(f"- {per_pass} point(s) per pass: {timing}")
 
     torch.manual_seed(0)
-    resnet = resnet18().eval()
+    resnet = resnet18().eval().to(args.device)
     batch, side = args.resnet_batch, args.resnet_points
     rx, ry = torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
+    rx, ry = rx.to(args.device), ry.to(args.device)
     res_step = sgd_step_seconds(resnet, rx, ry, repeats=3)
     res_timer = Timer()
     res = res_timer(lambda: surface(resnet, CE, [(rx, ry)], coords=np.linspace(-1, 1, side)))
@@ -286,6 +288,7 @@ def main() -> None:
     print(
         f"\n## ResNet-18 (CIFAR stem), {sum(p.numel() for p in resnet.parameters())} parameters\n"
     )
+    print(f"- device: {args.device}")
     print(f"- one training step (batch {batch}, 3x32x32, SGD): {res_step:.2f} s wall")
     print(
         f"- {side}x{side} surface on {batch} eval images: {res_timer.wall[0]:.1f} s wall "

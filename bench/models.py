@@ -56,5 +56,7 @@ def sgd_step_seconds(model: nn.Module, x: Tensor, y: Tensor, repeats: int) -> fl
         opt.zero_grad(set_to_none=True)
         nn.functional.cross_entropy(work(x), y).backward()
         opt.step()
+        if x.is_cuda:  # kernels run asynchronously: wait for them before reading the clock
+            torch.cuda.synchronize(x.device)
         times.append(time.perf_counter() - start)
     return statistics.median(times[1:])

@@ -78,6 +78,10 @@ def worker(
     ] = None,
 ) -> None:
     """Run one Celery worker process (one per GPU): solo pool, late acks, prefetch 1."""
+    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+        # Before torch loads OpenMP: idle pool threads sleep instead of spinning against other
+        # processes (8x per step on a busy machine; docs/architecture.md, "Worker threads").
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     import logging
 
     import torch

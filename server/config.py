@@ -62,6 +62,14 @@ class Settings(BaseSettings):
     )
     flush_seconds: float = Field(default=1.0, gt=0, description="Longest a point waits in a sink.")
     flush_points: int = Field(default=20_000, ge=1)
+    torch_threads: int | None = Field(
+        default=None, ge=1, description="A worker's torch intra-op threads; default: its cores."
+    )
+    host_workers: int = Field(
+        default=1,
+        ge=1,
+        description="Worker processes on this host; each takes cores / host_workers threads.",
+    )
     stream_poll_seconds: float = Field(default=1.0, gt=0, description="SSE fallback poll period.")
 
     # Exposure (docs/security.md)

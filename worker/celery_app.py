@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 
-from celery.signals import worker_ready, worker_shutting_down
+from celery.signals import worker_init, worker_ready, worker_shutting_down
 
 from server.broker import TRAIN_TASK, celery_for
 from server.config import get_settings
@@ -16,6 +16,7 @@ from worker.identity import process_identity
 from worker.reaper import start_reaper
 from worker.runner import execute_run
 from worker.sink import SHUTDOWN
+from worker.threads import apply_torch_threads
 
 app = celery_for(get_settings())
 _stop_reaper = threading.Event()
@@ -24,6 +25,12 @@ _stop_reaper = threading.Event()
 @app.task(name=TRAIN_TASK, bind=True)
 def train_run(self, run_id: int) -> str:  # noqa: ANN001 - Celery's bound task
     return execute_run(run_id, get_settings(), process_identity(self.request.hostname))
+
+
+@worker_init.connect
+def _on_init(**_kwargs) -> None:
+    """Before any task: torch's threads to this worker's share of the host (worker/threads.py)."""
+    apply_torch_threads(get_settings())
 
 
 @worker_ready.connect

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import Connection
 
-from server.store.sql import number_array, run, text_array
+from server.store import pgcopy
+from server.store.sql import copy_upsert, fetch_all, run
 
 BASE = 4
 MAX_LEVEL = 14  # 4**14 ≈ 2.7e8 steps per bucket at the top
@@ -82,11 +83,6 @@ _SQLITE_UPSERT = (
     f"INSERT INTO metric_buckets ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
     f"ON CONFLICT ({_KEY}) DO UPDATE SET {_UPDATE}"
 )
-_POSTGRES_UPSERT = (
-    f"INSERT INTO metric_buckets ({_COLUMNS}) SELECT %s, * FROM unnest(%s::text[], "
-    "%s::int[], %s::bigint[], %s::bigint[], %s::bigint[], %s::float8[], %s::bigint[], "
-    f"%s::float8[]) ON CONFLICT ({_KEY}) DO UPDATE SET {_UPDATE}"
-)
 _SHIFT = 40  # composite key: series index << 40 | bucket (buckets stay below 2**40)
 _MASK = (1 << _SHIFT) - 1
 
@@ -107,46 +103,82 @@ def _touched(lo: int, hi: int, last_step: int) -> list[tuple[int, int, int]]:
     return levels
 
 
-def refresh(
-    connection: Connection, *, run_id: int, names: list[str], lo: int, hi: int, last_step: int
-) -> dict[str, tuple[float, float]]:
-    """Recompute every level's buckets of ``names`` that overlap the steps ``[lo, hi]``.
+@dataclass(frozen=True)
+class Batch:
+    """The points a write just stored, for the series refreshed together: ``series`` indexes the
+    sorted names, NULL values left out (they are not in the pyramid)."""
 
-    Levels go up until one bucket holds every series whole (``last_step`` is the last step of
-    any of them); returns each series' minimum and maximum, read off that top bucket.  A parent
-    bucket is merged from its recomputed children (in memory) and its untouched children (read),
-    so a flush costs four statements whatever the number of series and levels: the raw points,
-    the stored buckets of every level in one read, one upsert, and (rarely) a delete.
+    series: np.ndarray
+    steps: np.ndarray
+    values: np.ndarray
+
+
+def refresh(
+    connection: Connection,
+    *,
+    run_id: int,
+    names: list[str],
+    batch: Batch,
+    lo: int,
+    hi: int,
+    last_step: int,
+    stored: tuple[int, int] | None,
+) -> dict[str, tuple[float, float]]:
+    """Recompute every level's buckets of ``names`` (sorted) that overlap the steps ``[lo, hi]``.
+
+    ``batch`` holds the points just written (already stored); ``stored`` is the step range that
+    the series held *before* this write (``None``: nothing).  Levels go up until one bucket holds
+    every series whole (``last_step`` is the last step of any of them); returns each series'
+    minimum and maximum, read off that top bucket.  A parent bucket is merged from its recomputed
+    children (in memory) and its untouched children (read).  Only what the earlier points can
+    reach is read back — the raw points and stored buckets inside ``stored`` — so an append
+    reads a bucket or so per level, while a replay over old steps reads what it overlaps: a
+    flush costs at most four statements whatever the number of series and levels (the raw
+    points, the stored buckets of every level in one read, one upsert, and rarely a delete).
     """
-    names = sorted(names)
     levels = _touched(lo, hi, last_step)
     _, b_lo, b_hi = levels[0]
-    rows = run(
-        connection,
-        f"SELECT name, step, value FROM metrics WHERE run_id = ? AND {_in(names)} "
-        "AND step >= ? AND step <= ? AND value IS NOT NULL ORDER BY name, step",
-        (run_id, *names, b_lo * BASE, (b_hi + 1) * BASE - 1),
-    ).all()
-    index = {name: i for i, name in enumerate(names)}
-    series = np.fromiter((index[r[0]] for r in rows), dtype=np.int64, count=len(rows))
-    steps = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
-    values = np.fromiter((r[2] for r in rows), dtype=np.float64, count=len(rows))
+    series, steps, values = batch.series, batch.steps, batch.values
+    old_lo, old_hi = stored if stored is not None else (0, -1)
+    read_lo, read_hi = max(b_lo * BASE, old_lo), min((b_hi + 1) * BASE - 1, old_hi)
+    if read_lo <= read_hi:  # earlier points may share a bucket: read them, with the batch's own
+        rows = fetch_all(
+            connection,
+            f"SELECT name, step, value FROM metrics WHERE run_id = ? AND {_in(names)} "
+            "AND step >= ? AND step <= ? AND value IS NOT NULL",
+            (run_id, *names, read_lo, read_hi),
+        )
+        index = {name: i for i, name in enumerate(names)}
+        outside = (steps < read_lo) | (steps > read_hi)
+        series = np.r_[series[outside], np.fromiter((index[r[0]] for r in rows), np.int64)]
+        steps = np.r_[steps[outside], np.fromiter((r[1] for r in rows), np.int64)]
+        values = np.r_[values[outside], np.fromiter((r[2] for r in rows), np.float64)]
+    order = np.lexsort((steps, series))
+    series, steps, values = series[order], steps[order], values[order]
     buckets = Buckets.from_points(steps, values, (series << _SHIFT) | (steps // BASE))
 
     # Stored buckets: at each level below the top, all children of the touched parents; at the
-    # top, the touched buckets themselves (to find buckets that a rewrite emptied).
+    # top, the touched buckets themselves (to find buckets that a rewrite emptied) — each cut to
+    # the buckets that the earlier points can occupy.
     reads = [
         (level, b_lo // BASE * BASE, (b_hi // BASE + 1) * BASE - 1)
         for level, b_lo, b_hi in levels[:-1]
     ] + [levels[-1]]
-    stored = _read(connection, run_id=run_id, names=names, ranges=reads)
+    reads = [
+        (level, max(r_lo, old_lo // BASE**level), min(r_hi, old_hi // BASE**level))
+        for level, r_lo, r_hi in reads
+        if stored is not None
+    ]
+    old_buckets = _read(
+        connection, run_id=run_id, names=names, ranges=[r for r in reads if r[1] <= r[2]]
+    )
     fresh, stale = [], []
     for level, b_lo, b_hi in levels:
-        fresh.append((level, buckets))
-        old = stored.get(level, Buckets.empty())
+        old = old_buckets.get(level, Buckets.empty())
         number = old.key & _MASK
         in_range = (number >= b_lo) & (number <= b_hi)
         replaced = old.key[in_range]
+        fresh.append((level, buckets, np.isin(buckets.key, replaced, assume_unique=True)))
         emptied = replaced[~np.isin(replaced, buckets.key, assume_unique=True)]
         stale += [(names[int(k >> _SHIFT)], level, int(k & _MASK)) for k in emptied]
         if level == levels[-1][0]:
@@ -170,27 +202,42 @@ def refresh(
 
 
 def _upsert(
-    connection: Connection, *, run_id: int, names: list[str], levels: list[tuple[int, Buckets]]
+    connection: Connection,
+    *,
+    run_id: int,
+    names: list[str],
+    levels: list[tuple[int, Buckets, np.ndarray]],
 ) -> None:
-    levels = [(level, b) for level, b in levels if len(b)]
+    """Write the recomputed buckets; the mask marks those that exist already (PostgreSQL
+    inserts the others without ``ON CONFLICT``)."""
+    levels = [(level, b, stored) for level, b, stored in levels if len(b)]
     if not levels:
         return
-    keys = np.concatenate([b.key for _, b in levels])
-    columns = (
-        [names[i] for i in (keys >> _SHIFT).tolist()],
-        np.concatenate([np.full(len(b), level) for level, b in levels]).tolist(),
-        (keys & _MASK).tolist(),
-        *(
-            np.concatenate([getattr(b, field) for _, b in levels]).tolist()
+    keys = np.concatenate([b.key for _, b, _ in levels])
+    columns = {
+        "run_id": np.full(len(keys), run_id, np.int32),
+        "name": pgcopy.Text(keys >> _SHIFT, names),
+        "level": np.concatenate([np.full(len(b), level, np.int32) for level, b, _ in levels]),
+        "bucket": keys & _MASK,
+        **{
+            field: np.concatenate([getattr(b, field) for _, b, _ in levels])
             for field in ("n", "min_step", "min_value", "max_step", "max_value")
-        ),
-    )
+        },
+    }
     if connection.dialect.name == "postgresql":
-        arrays = (text_array(columns[0]), *(number_array(c) for c in columns[1:]))
-        connection.exec_driver_sql(_POSTGRES_UPSERT, (run_id, *arrays))
+        copy_upsert(
+            connection,
+            table="metric_buckets",
+            key=_KEY.split(", "),
+            columns=columns,
+            exists=np.concatenate([stored for _, _, stored in levels]),
+        )
     else:
-        rows = zip(*columns, strict=True)
-        connection.exec_driver_sql(_SQLITE_UPSERT, [(run_id, *r) for r in rows])
+        lists = [
+            c.codes.tolist() if isinstance(c, pgcopy.Text) else c.tolist() for c in columns.values()
+        ]
+        lists[1] = [names[i] for i in lists[1]]
+        connection.exec_driver_sql(_SQLITE_UPSERT, list(zip(*lists, strict=True)))
 
 
 def _read(
@@ -203,6 +250,8 @@ def _read(
     """Stored buckets of several series at several ``(level, first, last bucket)`` ranges, per
     level, keyed ``series index << 40 | bucket`` (names sorted).  One statement: a UNION ALL of
     one index range scan per level."""
+    if not ranges:
+        return {}
     select = (
         "SELECT level, name, bucket, n, min_step, min_value, max_step, max_value "
         f"FROM metric_buckets WHERE run_id = ? AND {_in(names)} AND level = ? "
@@ -210,7 +259,7 @@ def _read(
     )
     sql = " UNION ALL ".join([select] * len(ranges)) + " ORDER BY 1, 2, 3"
     params = [p for level, lo, hi in ranges for p in (run_id, *names, level, lo, hi)]
-    rows = run(connection, sql, tuple(params)).all()
+    rows = fetch_all(connection, sql, tuple(params))
     index = {name: i for i, name in enumerate(names)}
     result = {}
     for level, group in itertools.groupby(rows, key=lambda r: r[0]):
