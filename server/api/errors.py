@@ -100,11 +100,29 @@ def allowed_methods(app: FastAPI, request: Request) -> list[str]:
     ]
 
 
+def literal_methods(app: FastAPI, request: Request) -> list[str]:
+    """The methods the OpenAPI document lists for exactly this path when it has no parameters: a
+    request for ``PATCH /api/runs/validate`` names that operation, not the run ``validate``."""
+    operations = app.openapi()["paths"].get(request.url.path, {})
+    return sorted(method.upper() for method in operations)
+
+
+def not_allowed(allowed: list[str]) -> JSONResponse:
+    return JSONResponse(
+        status_code=405,
+        content={"detail": "Method Not Allowed"},
+        headers={"Allow": ", ".join(allowed)},
+    )
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that give every error its documented shape."""
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        literal = literal_methods(app, request)
+        if literal and request.method not in literal:  # a parametrized route took a literal path
+            return not_allowed(literal)
         return JSONResponse(status_code=422, content={"detail": issues(error.errors())})
 
     @app.exception_handler(StarletteHTTPException)
@@ -117,8 +135,14 @@ def install(app: FastAPI) -> None:
         if status == 422:  # raised by hand with a text detail: same list shape as pydantic's
             errors = detail if isinstance(detail, list) else [{"loc": (), "msg": detail}]
             return JSONResponse(status_code=422, content={"detail": issues(errors)})
+        if status == 404 and request.url.path.startswith("/api/"):
+            # the static files' mount answers every path no API route takes fully: a path that
+            # an API route serves with other methods is a 405, not a missing page
+            allowed = allowed_methods(app, request)
+            if allowed and request.method not in allowed:
+                status = 405
         if status == 405:
-            headers["Allow"] = ", ".join(allowed_methods(app, request))
+            return not_allowed(literal_methods(app, request) or allowed_methods(app, request))
         return JSONResponse(
             status_code=status,
             content={"detail": safe_text(detail, MAX_MSG_CHARS)},

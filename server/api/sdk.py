@@ -10,13 +10,13 @@ from __future__ import annotations
 import base64
 import binascii
 import gzip
-import json
 import zlib
-from typing import Annotated, Any, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
+from fastapi.routing import APIRoute
 
 from server.api.deps import RunDep, SessionDep, SettingsDep
 from server.api.runs import to_public
@@ -28,36 +28,41 @@ from server.store import sdk as sdk_store
 from server.store.metrics import Point, write_points
 from server.store.results import ArrayRecord, EventRecord, unpack_arrays, write_arrays, write_events
 
-router = APIRouter(prefix="/sdk/runs", tags=["sdk"])
 MAX_BODY = 256 * 2**20  # bytes of JSON after decompression
-M = TypeVar("M", bound=BaseModel)
 
 
-async def json_body(request: Request) -> Any:  # noqa: ANN401 - any JSON value
-    """The request's JSON, gunzipped when ``Content-Encoding: gzip`` (bounded: no zip bombs)."""
-    raw = await request.body()
-    if request.headers.get("content-encoding", "").lower() == "gzip":
-        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-        try:
-            raw = inflater.decompress(raw, MAX_BODY + 1)
-        except zlib.error as error:
-            raise HTTPException(422, detail="body: not valid gzip") from error
-    if len(raw) > MAX_BODY:
-        raise HTTPException(413, detail=f"body: larger than {MAX_BODY} bytes uncompressed")
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise HTTPException(422, detail="body: not valid JSON") from error
+class GzipRequest(Request):
+    """A request whose body is gunzipped when ``Content-Encoding: gzip`` (bounded: no zip
+    bombs), so the endpoints take typed, documented JSON bodies however the client sent them."""
+
+    async def body(self) -> bytes:
+        if not hasattr(self, "_body"):
+            raw = await super().body()
+            if self.headers.get("content-encoding", "").lower() == "gzip":
+                inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+                try:
+                    raw = inflater.decompress(raw, MAX_BODY + 1)
+                except zlib.error as error:
+                    raise HTTPException(422, detail="body: not valid gzip") from error
+            if len(raw) > MAX_BODY:
+                raise HTTPException(413, detail=f"body: larger than {MAX_BODY} bytes uncompressed")
+            self._body = raw
+        return self._body
 
 
-JsonBody = Annotated[Any, Depends(json_body)]
+class GzipRoute(APIRoute):
+    """FastAPI's recipe for a custom request class: every SDK endpoint reads ``GzipRequest``."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def gunzipping(request: Request) -> Response:
+            return await handler(GzipRequest(request.scope, request.receive))
+
+        return gunzipping
 
 
-def parse(model: type[M], payload: Any) -> M:  # noqa: ANN401
-    try:
-        return model.model_validate(payload)
-    except ValidationError as error:  # 422 naming each field, as for any other body
-        raise RequestValidationError(error.errors(include_input=False)) from error
+router = APIRouter(prefix="/sdk/runs", tags=["sdk"], route_class=GzipRoute)
 
 
 def sdk_run(run: RunDep) -> Run:
@@ -70,8 +75,7 @@ SdkRunDep = Annotated[Run, Depends(sdk_run)]
 
 
 @router.post("", response_model=RunPublic)
-def open_run(payload: JsonBody, session: SessionDep, settings: SettingsDep) -> RunPublic:
-    body = parse(SdkRunCreate, payload)
+def open_run(body: SdkRunCreate, session: SessionDep, settings: SettingsDep) -> RunPublic:
     run = sdk_store.open_run(session, body=body)
     if run is None:
         raise HTTPException(404, detail=f"resume: no SDK run {body.resume}")
@@ -81,8 +85,7 @@ def open_run(payload: JsonBody, session: SessionDep, settings: SettingsDep) -> R
 
 
 @router.post("/{run_id}/batches", status_code=204)
-def ingest(run: SdkRunDep, payload: JsonBody, session: SessionDep, settings: SettingsDep) -> None:
-    batch = parse(SdkBatch, payload)
+def ingest(run: SdkRunDep, batch: SdkBatch, session: SessionDep, settings: SettingsDep) -> None:
     points = []
     if batch.metrics is not None:
         m = batch.metrics
@@ -121,9 +124,8 @@ def _arrays(index: int, data: str) -> dict:
 
 @router.post("/{run_id}/heartbeat", response_model=HeartbeatPublic)
 def heartbeat(
-    run: SdkRunDep, payload: JsonBody, session: SessionDep, settings: SettingsDep
+    run: SdkRunDep, body: SdkHeartbeat, session: SessionDep, settings: SettingsDep
 ) -> HeartbeatPublic:
-    body = parse(SdkHeartbeat, payload)
     if RunStatus(run.status) in (RunStatus.running, RunStatus.lost):
         was = run.status
         sdk_store.beat(session, run=run, step=body.step)
@@ -135,9 +137,8 @@ def heartbeat(
 
 @router.post("/{run_id}/finish", response_model=RunPublic)
 def finish(
-    run: SdkRunDep, payload: JsonBody, session: SessionDep, settings: SettingsDep
+    run: SdkRunDep, body: SdkFinish, session: SessionDep, settings: SettingsDep
 ) -> RunPublic:
-    body = parse(SdkFinish, payload)
     sdk_store.finish(
         session, run=run, status=RunStatus(body.status), step=body.step, error=body.error
     )

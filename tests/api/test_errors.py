@@ -49,6 +49,17 @@ def test_405_names_every_method_of_the_path(client: TestClient) -> None:
     assert client.request("PUT", "/api/runs/1").headers["Allow"] == "DELETE, GET, PATCH"
 
 
+def test_a_literal_path_is_not_taken_for_an_id(client: TestClient) -> None:
+    """``/api/runs/validate`` is an operation, not the run "validate"; a path that only other
+    methods serve is a 405 even where the dashboard's static files would answer 404."""
+    patched = client.patch("/api/runs/validate", json={"tags": []})
+    assert (patched.status_code, patched.headers["Allow"]) == (405, "POST")
+    listed = client.get("/api/sdk/runs")
+    assert (listed.status_code, listed.headers["Allow"]) == (405, "POST")
+    assert client.options("/api/runs/validate").headers["Allow"] == "POST"
+    assert client.get("/api/runs/123456").status_code == 404  # a real miss stays a 404
+
+
 def documented(client: TestClient) -> dict[tuple[str, str], dict]:
     paths = client.get("/openapi.json").json()["paths"]
     return {(m.upper(), p): op["responses"] for p, ops in paths.items() for m, op in ops.items()}

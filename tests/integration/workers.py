@@ -11,6 +11,17 @@ from sqlalchemy import create_engine, text
 
 from tests.conftest import ROOT, child_env, wait_for
 
+# A run long enough to be killed and resumed mid-way: 2,000 steps, a point every 10, a checkpoint
+# every 100 (the kill tests check every logged step once, across the resume).
+RESUMABLE_RUN = {
+    "task": {"kind": "gaussian_mixture", "hidden": 128, "depth": 3, "n_train": 1024},
+    "batch_size": 64,
+    "steps": 2000,
+    "log_every": 10,
+    "checkpoint_every": 100,
+    "device": "cpu",
+}
+
 
 class Worker:
     """``observatory worker`` in a subprocess; ``name=None`` keeps Celery's default node name."""
