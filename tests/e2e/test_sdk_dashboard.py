@@ -36,7 +36,7 @@ def test_an_sdk_run_shows_in_the_table_and_its_panels(
     page.goto(service.url)
     row = page.locator("#runs-table tbody tr", has_text="sdk-test")
     expect(row).to_contain_text("completed")
-    expect(row.locator("td.device")).to_contain_text("sdk")
+    expect(row.locator(".sub")).to_contain_text("sdk")  # task · origin under the name
 
     page.goto(f"{service.url}/run.html?id={run_id}")
     expect(page.locator("#run-status")).to_have_text("completed")
