@@ -67,13 +67,14 @@ export const api = {
   validateRun: (config) => request("POST", "/api/runs/validate", config),
   cancelRun: (id) => request("POST", `/api/runs/${id}/cancel`),
   deleteRun: (id) => request("DELETE", `/api/runs/${id}`),
-  metrics: (id, { names, sinceStep, maxPoints } = {}) =>
+  metrics: (id, { names, sinceStep, maxPoints, withTime } = {}) =>
     request(
       "GET",
       `/api/runs/${id}/metrics${query({
         names: names?.join(","),
         since_step: sinceStep,
         max_points: maxPoints,
+        with_time: withTime ? "true" : undefined,
       })}`,
     ),
   events: (id) => request("GET", `/api/runs/${id}/events`),

@@ -10,7 +10,7 @@ import { SeriesStore } from "./series.js";
 const REFRESH_MS = 5000;
 const MAX_POINTS = 1000;
 
-// overlays: the page's array of {id, name, status, color, store}, changed in place.
+// overlays: the page's array of {id, name, status, config, color, store}, changed in place.
 export function mountOverlay(container, { runId, overlays, onChange }) {
   const input = h("input", {
     id: "overlay-input",
@@ -46,7 +46,7 @@ export function mountOverlay(container, { runId, overlays, onChange }) {
   let colorIndex = 1; // 0 is this run's colour while runs are compared
 
   async function fetchRun(id) {
-    const [run, metrics] = await Promise.all([api.getRun(id), api.metrics(id, { maxPoints: MAX_POINTS })]);
+    const [run, metrics] = await Promise.all([api.getRun(id), api.metrics(id, { maxPoints: MAX_POINTS, withTime: true })]);
     return { run, store: SeriesStore.fromMetrics(metrics) };
   }
 
@@ -58,7 +58,7 @@ export function mountOverlay(container, { runId, overlays, onChange }) {
     add.disabled = true;
     try {
       const { run, store } = await fetchRun(id);
-      overlays.push({ id, name: run.name, status: run.status, color: categoryColor(colorIndex++), store });
+      overlays.push({ id, name: run.name, status: run.status, config: run.config, color: categoryColor(colorIndex++), store });
       input.value = "";
       notice.clear();
       changed();

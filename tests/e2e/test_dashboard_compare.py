@@ -246,3 +246,63 @@ def test_smoothing_keeps_the_raw_extremes_in_a_band(
     assert ema[0] == pytest.approx(raw["values"][0])  # debiased: starts at the first point
     assert ema != pytest.approx(mean)
     clean(tab)
+
+
+def test_x_axis_shows_wall_time_or_time_since_start(
+    shared_service: Service, sweep: list[int], tabs: OpenTab
+) -> None:
+    run_url = f"{shared_service.url}/api/runs/{sweep[2]}"
+    served = httpx.get(f"{run_url}/metrics", params={"with_time": "true"}).json()["series"]
+    start = min(s["wall_times"][0] for s in served if s["wall_times"])
+    [loss] = [s for s in served if s["name"] == "train.loss"]
+    tab = tabs()
+    page = tab.page
+    page.goto(f"{shared_service.url}/runs/{sweep[2]}")
+    page.wait_for_function("() => document.getElementById('plot-loss')?._fullLayout")
+    read = "() => document.getElementById('plot-loss').data[0].x"
+    assert page.evaluate(read) == loss["steps"]
+
+    page.select_option("#x-axis", "relative")
+    page.wait_for_function(
+        "() => document.getElementById('plot-loss')._fullLayout.xaxis.title.text"
+        " === 'time since start (s)'"
+    )
+    assert page.evaluate(read) == pytest.approx([t - start for t in loss["wall_times"]])
+    page.select_option("#x-axis", "wall")
+    page.wait_for_function(
+        "() => document.getElementById('plot-loss')._fullLayout.xaxis.type === 'date'"
+    )
+    assert page.evaluate(read) == pytest.approx([t * 1000 for t in loss["wall_times"]])
+    page.click("#copy-link")
+    expect(page.locator("#link-state")).not_to_have_text("")
+    assert "x=wall" in page.url
+    page.reload()
+    expect(page.locator("#x-axis")).to_have_value("wall")
+    page.wait_for_function(
+        "() => document.getElementById('plot-grad-norm')?._fullLayout?.xaxis.type === 'date'"
+    )
+    clean(tab)
+
+
+def test_config_diff_of_compared_runs_shows_only_what_differs(
+    shared_service: Service, sweep: list[int], tabs: OpenTab
+) -> None:
+    tab = tabs(width=1280, height=900)
+    page = tab.page
+    page.goto(f"{shared_service.url}/runs/{sweep[0]}")
+    expect(page.locator("#overlay-input")).to_be_visible()
+    expect(page.locator("#config-diff")).to_be_hidden()  # one run: nothing to compare
+    page.goto(f"{shared_service.url}/runs/{sweep[0]}?overlay={sweep[1]},{sweep[2]}")
+    expect(page.locator("#overlay-chips .chip")).to_have_count(3)
+    table = page.locator("#config-diff table")
+    expect(table.locator("thead th.run-col")).to_have_count(3)
+    paths = table.locator("tbody tr").evaluate_all("(rows) => rows.map((r) => r.dataset.path)")
+    # the sweep differs in its name, its even/odd tag and the learning rate; steps, task, seed… not
+    assert paths == ["name", "optimizer.lr", "tags"], paths
+    lrs = table.locator('tr[data-path="optimizer.lr"] td').all_inner_texts()
+    assert [float(v) for v in lrs] == pytest.approx([0.05, 0.10, 0.15])
+    page.click(f'#overlay-chips button[aria-label="remove run {sweep[2]}"]')
+    expect(table.locator("thead th.run-col")).to_have_count(2)
+    page.click(f'#overlay-chips button[aria-label="remove run {sweep[1]}"]')
+    expect(page.locator("#config-diff")).to_be_hidden()
+    clean(tab)
