@@ -7,6 +7,7 @@ import { describeSeries } from "./catalog.js";
 import { mountChartControls, readView } from "./chart-controls.js";
 import { categoryColor, linePanel } from "./charts.js";
 import { renderConfigDiff } from "./config-diff.js";
+import { mountSideBySide } from "./side-by-side.js";
 import { FINISHED, h, showError } from "./dom.js";
 import { renderEvents } from "./events-list.js";
 import { mountHealth } from "./health.js";
@@ -32,6 +33,7 @@ const controlsEl = document.getElementById("chart-controls");
 const panelsEl = document.getElementById("panels");
 const eventsEl = document.getElementById("events");
 const compareEl = document.getElementById("config-diff");
+const sideEl = document.getElementById("side-by-side");
 
 function parseRunId() {
   const match = window.location.pathname.match(/\/runs\/(\d+)\/?$/);
@@ -52,6 +54,7 @@ async function main() {
     run: null,
     store: new SeriesStore(),
     overlays: [],
+    timed: false, // whether the store holds wall times
     events: [],
     options: { xAxis: "step", logX: false, smoothing: 0, smoothKind: "ema", xRange: null },
     api,
@@ -82,19 +85,30 @@ async function main() {
   const overlayEl = controls.overlayEl;
   window.addEventListener("themechange", () => host.renderAll());
   const compared = () => [{ ...view.run, color: categoryColor(0) }, ...view.overlays];
-  mountOverlay(overlayEl, {
+  const sideBySide = mountSideBySide(sideEl, { api, runs: () => (view.overlays.length ? compared() : []) });
+  let drawn = false; // the runs of a linked comparison are drawn with the history, once
+  const timeAxis = () => view.options.xAxis !== "step";
+  const overlay = mountOverlay(overlayEl, {
     runId,
     overlays: view.overlays,
+    withTime: timeAxis,
     onChange: () => {
-      host.renderAll((p) => p.overlay);
+      if (drawn) host.renderAll((p) => p.overlay);
       renderConfigDiff(compareEl, view.overlays.length ? compared() : []);
+      sideBySide.redraw();
     },
   });
 
-  // live points drawn so far have no wall time: a time axis on a live run reloads the history
+  // Wall times are fetched for a time axis only (they cost the server a lookup per point); live
+  // points have none: a time axis reloads the history and the compared runs with theirs.
   function onAxis(axis) {
-    if (axis !== "step" && !FINISHED.has(view.run.status) && !reloading) reloadHistory();
-    else host.renderAll();
+    const loaded = view.timed && FINISHED.has(view.run.status);
+    if (axis !== "step" && !loaded) {
+      if (!reloading) reloadHistory();
+      overlay.reload();
+    } else {
+      host.renderAll();
+    }
   }
 
   let appended = 0;
@@ -102,8 +116,10 @@ async function main() {
   let timeReload = null; // the pending reload that brings the live points' wall times
 
   async function loadHistory() {
-    const metrics = await api.metrics(runId, { maxPoints: HISTORY_POINTS, withTime: true });
+    const withTime = timeAxis();
+    const metrics = await api.metrics(runId, { maxPoints: HISTORY_POINTS, withTime });
     view.store = SeriesStore.fromMetrics(metrics);
+    view.timed = withTime;
     return metrics.cursor;
   }
 
@@ -167,12 +183,13 @@ async function main() {
 
   let cursor;
   try {
-    cursor = await loadHistory();
+    [cursor] = await Promise.all([loadHistory(), overlay.ready]);
   } catch (error) {
     // the stream without a cursor sends every point from the start, so the charts still fill
     panelsEl.before(h("p", { class: "notice notice-warn" }, `Could not load the history (${error.message}); following the live stream from the start.`));
   }
   host.renderAll();
+  drawn = true;
   controls.showHidden();
 
   try {

@@ -306,3 +306,63 @@ def test_config_diff_of_compared_runs_shows_only_what_differs(
     page.click(f'#overlay-chips button[aria-label="remove run {sweep[1]}"]')
     expect(page.locator("#config-diff")).to_be_hidden()
     clean(tab)
+
+
+PROBED = {
+    "tags": ["side"],
+    "task": {"kind": "digits", "hidden": 16, "train_size": 300},
+    "optimizer": {"name": "sgd"},
+    "steps": 30,
+    "log_every": 5,
+    "device": "cpu",
+    "probes": {
+        "hessian": {"every": 10, "k": 2, "batch_size": 300, "density": True, "density_steps": 8},
+        "landscape": {"every": 15, "resolution": 5, "eval_size": 64},
+    },
+}
+
+
+def test_spectra_and_landscapes_side_by_side_at_a_chosen_step(
+    shared_service: Service, tabs: OpenTab
+) -> None:
+    worker_ready(shared_service)
+    urls = [
+        shared_service.submit(
+            {**PROBED, "name": f"side-{lr}", "optimizer": {"name": "sgd", "lr": lr}}
+        )
+        for lr in (0.1, 0.3)
+    ]
+    for url in urls:
+        shared_service.completed(url, timeout=300)
+    first, second = (int(u.rsplit("/", 1)[1]) for u in urls)
+    tab = tabs(width=1920, height=1000)
+    page = tab.page
+    page.goto(f"{shared_service.url}/runs/{first}?overlay={second}")
+    for run_id in (first, second):
+        for plot in ("density", "contour"):
+            page.wait_for_function(
+                "(id) => document.getElementById(id)?.data?.length > 0",
+                arg=f"side-{plot}-{run_id}",
+                timeout=60_000,
+            )
+    contour = f"() => document.getElementById('side-contour-{second}').data[0].type"
+    assert page.evaluate(contour) == "contour"
+    api = f"{shared_service.url}/api/runs/{second}"
+    density_steps = httpx.get(f"{api}/spectra").json()["steps"]
+    surface_steps = httpx.get(f"{api}/landscapes").json()["steps"]
+    assert 10 in density_steps and 15 in surface_steps and 12 not in density_steps + surface_steps
+    latest = f"#side-by-side .side-col[data-run-id='{second}'] .side-steps"
+    expect(page.locator(latest)).to_have_text(
+        f"density: step {density_steps[-1]} · landscape: step {surface_steps[-1]}"
+    )
+
+    page.fill("#side-step", "12")  # each run: its probe step nearest to 12
+    page.dispatch_event("#side-step", "change")
+    for run_id in (first, second):
+        steps = f"#side-by-side .side-col[data-run-id='{run_id}'] .side-steps"
+        expect(page.locator(steps)).to_have_text("density: step 10 · landscape: step 15")
+    page.wait_for_function(
+        "(id) => /step 10/.test(document.getElementById(id)?.data?.[0]?.name ?? '')",
+        arg=f"side-density-{first}",
+    )
+    clean(tab)
