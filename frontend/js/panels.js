@@ -113,11 +113,7 @@ export class PanelHost {
     this.resized.clear();
     for (const card of cards) {
       for (const chart of card.querySelectorAll(".js-plotly-plot")) {
-        if (chart.offsetParent === null) continue; // hidden meanwhile
-        // the first observation of every card comes right after its first draw: a chart already
-        // as wide as its box is not drawn a second time (plotly's resize always redraws)
-        if (Math.round(chart._fullLayout?.width ?? -1) === chart.clientWidth) continue;
-        window.Plotly?.Plots.resize(chart).catch(() => {});
+        if (chart.offsetParent !== null) window.Plotly?.Plots.resize(chart).catch(() => {}); // hidden meanwhile
       }
     }
   }
