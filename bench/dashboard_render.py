@@ -90,8 +90,9 @@ DRAWN = """([panels, runs]) => {
   const plots = [...document.querySelectorAll('#panels .js-plotly-plot[data-step-axis]')];
   if (plots.length < panels) return false;
   const ok = plots.every((el) => {
-    const names = new Set((el.data ?? []).filter((t) => t.x.length).map((t) => t.name.split(' ')[0]));
-    return runs === 1 ? (el.data ?? []).some((t) => t.x.length) : names.size >= runs;
+    const drawn = (el.data ?? []).filter((t) => t.x.length);
+    const names = new Set(drawn.map((t) => t.name.split(' ')[0]));  // "#<run id> <series>"
+    return runs === 1 ? drawn.length > 0 : names.size >= runs;
   });
   return ok ? performance.now() : false;
 }"""
@@ -133,7 +134,7 @@ def live(page: Page, engine: Engine, run_id: int, first: int, seconds: float) ->
 
     thread = threading.Thread(target=writer, daemon=True)
     thread.start()
-    last_x = "() => { const x = document.getElementById('plot-loss').data[0].x; return x[x.length - 1]; }"
+    last_x = "() => document.getElementById('plot-loss').data[0].x.at(-1)"
     deadline = time.monotonic() + seconds
     seen = first - 1
     while time.monotonic() < deadline:
