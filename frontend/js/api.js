@@ -59,8 +59,8 @@ function query(params) {
 }
 
 export const api = {
-  listRuns: ({ status, tag, offset, limit, q, task, sort, order, summary } = {}) =>
-    request("GET", `/api/runs${query({ status, tag, offset, limit, q, task, sort, order, summary })}`),
+  listRuns: ({ status, tag, offset, limit, q, task, sort, sortSeries, order, summary } = {}) =>
+    request("GET", `/api/runs${query({ status, tag, offset, limit, q, task, sort, sort_series: sortSeries, order, summary })}`),
   updateRun: (id, changes) => request("PATCH", `/api/runs/${id}`, changes),
   getRun: (id) => request("GET", `/api/runs/${id}`),
   createRun: (config) => request("POST", "/api/runs", config),

@@ -366,3 +366,34 @@ def test_spectra_and_landscapes_side_by_side_at_a_chosen_step(
         arg=f"side-density-{first}",
     )
     clean(tab)
+
+
+def test_runs_table_sorts_by_a_summary_column(
+    shared_service: Service, sweep: list[int], tabs: OpenTab
+) -> None:
+    query = {"summary": "train.loss", "q": "sweep-", "limit": 50}
+    served = httpx.get(f"{shared_service.url}/api/runs", params=query).json()["data"]
+    last = {r["id"]: r["summary"]["train.loss"]["last"] for r in served}
+    tab = tabs(width=1920, height=1000)
+    page = tab.page
+    page.goto(f"{shared_service.url}/?q=sweep-&cols=train.loss%3Alast")
+    header = page.locator("#runs-table thead th.summary")
+    expect(header).to_have_text(["train loss (last)"])
+    expect(page.locator("#runs-table tbody tr")).to_have_count(RUNS)
+    header.locator("button").click()
+    expect(header).to_have_attribute("aria-sort", "descending")
+    largest_first = sorted(sweep, key=lambda i: (-last[i], -i))
+    page.wait_for_function(
+        "(id) => document.querySelector('#runs-table tbody tr')?.dataset.runId === String(id)",
+        arg=largest_first[0],
+    )
+    assert row_ids(tab) == largest_first
+    header.locator("button").click()
+    expect(header).to_have_attribute("aria-sort", "ascending")
+    page.wait_for_function(
+        "(id) => document.querySelector('#runs-table tbody tr')?.dataset.runId === String(id)",
+        arg=sorted(sweep, key=lambda i: (last[i], -i))[0],
+    )
+    assert row_ids(tab) == sorted(sweep, key=lambda i: (last[i], -i))
+    assert "sort=train.loss%3Alast" in page.url and "order=asc" in page.url
+    clean(tab)
