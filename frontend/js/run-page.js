@@ -54,7 +54,6 @@ async function main() {
     run: null,
     store: new SeriesStore(),
     overlays: [],
-    timed: false, // whether the store holds wall times
     events: [],
     options: { xAxis: "step", logX: false, smoothing: 0, smoothKind: "ema", xRange: null },
     api,
@@ -102,7 +101,8 @@ async function main() {
   // Wall times are fetched for a time axis only (they cost the server a lookup per point); live
   // points have none: a time axis reloads the history and the compared runs with theirs.
   function onAxis(axis) {
-    const loaded = view.timed && FINISHED.has(view.run.status);
+    const runs = [view, ...view.overlays];
+    const loaded = FINISHED.has(view.run.status) && runs.every((r) => r.store.timed && (r === view || FINISHED.has(r.status)));
     if (axis !== "step" && !loaded) {
       if (!reloading) reloadHistory();
       overlay.reload();
@@ -116,10 +116,8 @@ async function main() {
   let timeReload = null; // the pending reload that brings the live points' wall times
 
   async function loadHistory() {
-    const withTime = timeAxis();
-    const metrics = await api.metrics(runId, { maxPoints: HISTORY_POINTS, withTime });
+    const metrics = await api.metrics(runId, { maxPoints: HISTORY_POINTS, withTime: timeAxis() });
     view.store = SeriesStore.fromMetrics(metrics);
-    view.timed = withTime;
     return metrics.cursor;
   }
 

@@ -7,10 +7,12 @@ export class SeriesStore {
     // name -> {steps: number[], values: (number|null)[], times: (number|null)[]}; times are Unix
     // seconds, null for live points (the stream carries none: a time axis reloads the history)
     this.series = new Map();
+    this.timed = false;
   }
 
   static fromMetrics(response) {
     const store = new SeriesStore();
+    store.timed = (response?.series ?? []).every((s) => s.wall_times); // times came with the points
     for (const s of response?.series ?? []) {
       const times = s.wall_times ? [...s.wall_times] : s.steps.map(() => null);
       store.series.set(s.name, { steps: [...s.steps], values: [...s.values], times });
