@@ -2,8 +2,8 @@
 
 Starts the embedded service on a fresh data directory, trains a run with every probe and ten
 short runs to compare (a learning-rate sweep), then photographs in Chromium, light and dark, at
-1280 and 1920 wide: the runs table, the ten runs compared on the scalar panels, and every probe
-panel of the run with every probe.  About three minutes on a two-core CPU:
+1280 and 1920 wide: the runs table, the ten runs compared on the scalar panels and their config
+diff, and every probe panel of the run with every probe.  About three minutes on a two-core CPU:
 
     .venv/bin/python scripts/screenshots.py [--out docs/screenshots]
 """
@@ -82,6 +82,8 @@ def shoot(out: Path, service: Service, probes_id: int, sweep_ids: list[int]) -> 
                 )
                 settle(page, ["plot-loss", "plot-accuracy"])
                 page.locator("#panels").screenshot(path=out / f"compare-{tag}.png")
+                page.locator("#config-diff table").wait_for()
+                page.locator("#config-diff").screenshot(path=out / f"config-diff-{tag}.png")
 
                 page.goto(f"{service.url}/runs/{probes_id}")
                 settle(page, ["landscape-surface", "plot-collapse-projection", "plot-grokking"])

@@ -586,6 +586,10 @@ class SeriesPoints(BaseModel):
     values: list[float | None]
     downsampled: bool
     total_points: int
+    wall_times: list[float | None] | None = Field(
+        default=None,
+        description="Unix time of each point; present only with ``with_time=true``",
+    )
 
 
 class MetricsPublic(BaseModel):

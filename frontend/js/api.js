@@ -59,21 +59,22 @@ function query(params) {
 }
 
 export const api = {
-  listRuns: ({ status, tag, offset, limit, q, task, sort, order, summary } = {}) =>
-    request("GET", `/api/runs${query({ status, tag, offset, limit, q, task, sort, order, summary })}`),
+  listRuns: ({ status, tag, offset, limit, q, task, sort, sortSeries, order, summary } = {}) =>
+    request("GET", `/api/runs${query({ status, tag, offset, limit, q, task, sort, sort_series: sortSeries, order, summary })}`),
   updateRun: (id, changes) => request("PATCH", `/api/runs/${id}`, changes),
   getRun: (id) => request("GET", `/api/runs/${id}`),
   createRun: (config) => request("POST", "/api/runs", config),
   validateRun: (config) => request("POST", "/api/runs/validate", config),
   cancelRun: (id) => request("POST", `/api/runs/${id}/cancel`),
   deleteRun: (id) => request("DELETE", `/api/runs/${id}`),
-  metrics: (id, { names, sinceStep, maxPoints } = {}) =>
+  metrics: (id, { names, sinceStep, maxPoints, withTime } = {}) =>
     request(
       "GET",
       `/api/runs/${id}/metrics${query({
         names: names?.join(","),
         since_step: sinceStep,
         max_points: maxPoints,
+        with_time: withTime ? "true" : undefined,
       })}`,
     ),
   events: (id) => request("GET", `/api/runs/${id}/events`),

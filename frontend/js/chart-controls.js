@@ -1,16 +1,20 @@
-// The run page's chart controls and its view in the address: log x, smoothing, the step-axis zoom
+// The run page's chart controls and its view in the address: the x axis (step, wall time or
+// relative time), log x, smoothing, the x-axis zoom
 // shared by every line panel, hidden panels (with a way back), and "Copy link", whose address
 // restores the view: compared runs (?overlay=, js/overlay.js), smoothing, log x, zoom, hidden
 // panels.
 
+import { X_AXES } from "./charts.js";
 import { h } from "./dom.js";
 
-// The view a link names: {smoothing, smoothKind, logX, xRange, hidden} (absent parts undefined).
+// The view a link names: {xAxis, smoothing, smoothKind, logX, xRange, hidden} (absent parts
+// undefined).
 export function readView(url = window.location.href) {
   const params = new URL(url).searchParams;
   const smoothing = Number(params.get("smoothing"));
   const zoom = (params.get("zoom") ?? "").split(",").map(Number);
   return {
+    xAxis: params.get("x") in X_AXES ? params.get("x") : "step",
     smoothing: smoothing > 0 && smoothing < 1 ? smoothing : 0,
     smoothKind: params.get("smooth") === "window" ? "window" : "ema",
     logX: params.get("logx") === "1",
@@ -22,6 +26,7 @@ export function readView(url = window.location.href) {
 export function viewUrl(options, hidden) {
   const url = new URL(window.location.href);
   const set = (key, value) => (value ? url.searchParams.set(key, value) : url.searchParams.delete(key));
+  set("x", options.xAxis === "step" ? "" : options.xAxis);
   set("smoothing", options.smoothing ? String(options.smoothing) : "");
   set("smooth", options.smoothKind === "window" ? "window" : "");
   set("logx", options.logX ? "1" : "");
@@ -45,8 +50,23 @@ function syncZoom(panelsEl, view) {
   });
 }
 
-export function mountChartControls(container, { view, host, panelsEl }) {
+// `onAxis(axis)` runs when the x axis changes (the page loads wall times before redrawing).
+export function mountChartControls(container, { view, host, panelsEl, onAxis }) {
   const rerender = () => host.renderAll();
+  const xAxis = h(
+    "select",
+    {
+      id: "x-axis",
+      "aria-label": "x axis",
+      onchange: () => {
+        view.options.xAxis = xAxis.value;
+        view.options.xRange = null; // a range means nothing on another axis
+        onAxis(xAxis.value);
+      },
+    },
+    ...Object.entries(X_AXES).map(([value, label]) => h("option", { value }, label)),
+  );
+  xAxis.value = view.options.xAxis;
   const logX = h("input", {
     type: "checkbox",
     id: "log-x",
@@ -118,6 +138,7 @@ export function mountChartControls(container, { view, host, panelsEl }) {
   }, "Copy link");
   const overlayEl = h("div", { class: "overlay" });
   container.replaceChildren(
+    h("label", { for: "x-axis" }, "x ", xAxis),
     h("label", { class: "check", for: "log-x" }, logX, " log x"),
     h("label", { for: "smoothing", class: "smoothing", title: "the band under a smoothed line spans the raw minimum and maximum of the same points" }, "smoothing", kind, smoothing, value),
     overlayEl,

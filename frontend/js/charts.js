@@ -111,16 +111,18 @@ export function seriesNames(patterns, store) {
 
 // Vertical dotted lines (and labels) at the steps of the run's events: one per step, labelled
 // with the kinds that happened there (a loss spike comes with the groups behind it).
-export function eventMarkers(events, logX, colors = theme()) {
+// `xOf(step)` places a step on the x axis (a time axis: null when unknown, then not drawn).
+export function eventMarkers(events, logX, colors = theme(), xOf = (step) => step) {
   // On a log axis, plotly (v4) places shapes in data units but annotations in log10 units.
-  const labelX = (step) => (logX ? Math.log10(step) : step);
+  const labelX = (x) => (logX ? Math.log10(x) : x);
   const byStep = new Map();
   for (const e of events) {
-    if (logX && e.step <= 0) continue; // not on a log axis
-    if (!byStep.has(e.step)) byStep.set(e.step, { step: e.step, kinds: [] });
+    const x = xOf(e.step);
+    if (x === null || (logX && x <= 0)) continue; // not on this axis
+    if (!byStep.has(e.step)) byStep.set(e.step, { step: x, at: e.step, kinds: [] });
     if (!byStep.get(e.step).kinds.includes(e.kind)) byStep.get(e.step).kinds.push(e.kind);
   }
-  const placed = [...byStep.values()].map((p) => ({ step: p.step, kind: p.kinds.join(", ") }));
+  const placed = [...byStep.values()].map((p) => ({ step: p.step, at: p.at, kind: p.kinds.join(", ") }));
   return {
     shapes: placed.map((e) => ({
       type: "line",
@@ -143,8 +145,39 @@ export function eventMarkers(events, logX, colors = theme()) {
       xanchor: "right",
       yanchor: "top",
       font: { size: 10, color: colors.event },
-      hovertext: `step ${e.step}: ${e.kind}`,
+      hovertext: `step ${e.at}: ${e.kind}`,
     })),
+  };
+}
+
+// The x axes of the scalar panels: the step, the wall time (a date axis) or the seconds since the
+// run's first point (each compared run from its own start).
+export const X_AXES = { step: "step", wall: "wall time", relative: "time since start (s)" };
+
+// x of a series' points on the chosen axis (null: a live point whose time is not loaded yet).
+export function xValues(axis, store, s) {
+  if (axis === "wall") return s.times.map((t) => (t === null ? null : t * 1000)); // ms: plotly dates
+  if (axis === "relative") {
+    const start = store.startTime();
+    return s.times.map((t) => (t === null || start === null ? null : t - start));
+  }
+  return s.steps.slice();
+}
+
+// Places a step on the chosen axis through a series' points: the x of its first point at or after
+// that step (null past the last one).
+function stepPlacer(axis, store, s) {
+  if (axis === "step") return (step) => step;
+  const xs = xValues(axis, store, s);
+  return (step) => {
+    let lo = 0;
+    let hi = s.steps.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (s.steps[mid] < step) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < xs.length ? xs[lo] : null;
   };
 }
 
@@ -174,10 +207,11 @@ function decades(traces) {
   return hi > lo ? Math.log10(hi / lo) : 0;
 }
 
-function layout(ctx, { yTitle, logY, empty, legend, yDecades = 0 }) {
+function layout(ctx, { yTitle, logY, empty, legend, yDecades = 0, placeStep }) {
   const colors = theme();
-  const logX = Boolean(ctx.options.logX);
-  const markers = eventMarkers(ctx.events, logX, colors);
+  const axis = xAxisOf(ctx);
+  const logX = Boolean(ctx.options.logX) && axis !== "wall";
+  const markers = eventMarkers(ctx.events, logX, colors, placeStep);
   if (empty) {
     const finished = FINISHED.has(ctx.run?.status);
     markers.annotations.push(noteAnnotation(finished ? "no points were recorded" : "waiting for the first points…", colors));
@@ -185,8 +219,8 @@ function layout(ctx, { yTitle, logY, empty, legend, yDecades = 0 }) {
   return plotLayout({
     font: { family: colors.font, size: 12, color: colors.fg },
     xaxis: {
-      title: { text: "step" },
-      type: logX ? "log" : "linear",
+      title: { text: X_AXES[axis] },
+      type: axis === "wall" ? "date" : logX ? "log" : "linear",
       gridcolor: colors.grid,
       zeroline: false,
       visible: !empty,
@@ -204,10 +238,12 @@ function layout(ctx, { yTitle, logY, empty, legend, yDecades = 0 }) {
     showlegend: legend,
     legend: { orientation: "h", x: 0, y: 1, yanchor: "bottom", font: { size: 11 } },
     hovermode: "x unified",
-    uirevision: `${logX}|${logY}`, // keeps the user's zoom across live updates, not across axis types
+    uirevision: `${axis}|${logX}|${logY}`, // keeps the user's zoom across live updates, not across axis types
     ...markers,
   });
 }
+
+const xAxisOf = (ctx) => (ctx.options.xAxis in X_AXES ? ctx.options.xAxis : "step");
 
 const LINE_MODEBAR = { modeBarButtonsToRemove: ["lasso2d", "select2d", "autoScale2d"] };
 
@@ -233,6 +269,8 @@ export function linePanel({ id, title, series, yTitle, logY, labels = {}, smooth
     ctx.state.ema = names.map(() => ({ m: 0, n: 0 }));
     const compare = overlay && ctx.overlays.length > 0;
     const colorOf = (i) => (compare ? categoryColor(0) : SERIES_COLORS[i % SERIES_COLORS.length]);
+    const axis = xAxisOf(ctx);
+    const xOf = (store, s) => xValues(axis, store, s);
     const traces = names.map((name, i) => {
       const s = ctx.store.get(name);
       return {
@@ -240,7 +278,7 @@ export function linePanel({ id, title, series, yTitle, logY, labels = {}, smooth
         mode: s.steps.length === 1 ? "markers" : "lines",
         name: compare ? `#${ctx.runId} ${label(name)}` : label(name),
         legendgroup: compare ? `run-${ctx.runId}` : undefined,
-        x: s.steps.slice(),
+        x: xOf(ctx.store, s),
         y: smoothed(ctx, s.values, ctx.state.ema[i]),
         line: { color: colorOf(i), width: 1.8, dash: compare ? SERIES_DASHES[i % SERIES_DASHES.length] : "solid" },
         hovertemplate: "%{y:.4g}",
@@ -251,7 +289,7 @@ export function linePanel({ id, title, series, yTitle, logY, labels = {}, smooth
       names.forEach((name, i) => {
         const s = ctx.store.get(name);
         const { lo, hi } = windowExtremes(s.values, smoothingSpan(w));
-        const band = { type: "scatter", mode: "lines", x: s.steps.slice(), showlegend: false, hoverinfo: "skip", connectgaps: false };
+        const band = { type: "scatter", mode: "lines", x: xOf(ctx.store, s), showlegend: false, hoverinfo: "skip", connectgaps: false };
         traces.push(
           { ...band, name: `${label(name)} (raw min)`, y: lo, line: { color: colorOf(i), width: 0.5 }, opacity: 0.5 },
           { ...band, name: `${label(name)} (raw max)`, y: hi, line: { color: colorOf(i), width: 0.5 }, opacity: 0.5, fill: "tonexty", fillcolor: withAlpha(colorOf(i), 0.15) },
@@ -268,7 +306,7 @@ export function linePanel({ id, title, series, yTitle, logY, labels = {}, smooth
             mode: "lines",
             name: `#${run.id} ${label(name)}`,
             legendgroup: `run-${run.id}`,
-            x: s.steps.slice(),
+            x: xOf(run.store, s),
             y: smoothed(ctx, s.values),
             line: { color: run.color, width: 1.5, dash: SERIES_DASHES[i % SERIES_DASHES.length] },
             hovertemplate: "%{y:.4g}",
@@ -284,6 +322,7 @@ export function linePanel({ id, title, series, yTitle, logY, labels = {}, smooth
       empty: ctx.state.empty,
       legend: entries > 1 && entries <= MAX_LEGEND_ENTRIES,
       yDecades: ctx.local.logY ? decades(traces) : 0,
+      placeStep: placer(ctx),
     };
     const drawn = layout(ctx, options);
     if (ctx.options.xRange) Object.assign(drawn.xaxis, { range: ctx.options.xRange, autorange: false });
@@ -305,6 +344,7 @@ export function linePanel({ id, title, series, yTitle, logY, labels = {}, smooth
     const names = ctx.state.names ?? [];
     // a new member of a series family, or the first points: redraw (axes, legend, modes)
     if (ctx.state.empty || Object.keys(delta).some((name) => !names.includes(name))) return render(ctx);
+    if (xAxisOf(ctx) !== "step") return undefined; // no time yet: the page reloads the history
     const w = weight(ctx);
     if (w > 0) return redrawSoon(ctx); // the band and a window span the points before the new ones
     const indices = [];
@@ -332,8 +372,15 @@ export function linePanel({ id, title, series, yTitle, logY, labels = {}, smooth
     });
   }
 
+  // Steps on the chosen x axis, through the panel's first series that has points.
+  function placer(ctx) {
+    const name = (ctx.state.names ?? []).find((n) => ctx.store.has(n));
+    return stepPlacer(xAxisOf(ctx), ctx.store, ctx.store.get(name ?? ""));
+  }
+
   function onEvents(ctx) {
-    plotly().relayout(ctx.el, eventMarkers(ctx.events, Boolean(ctx.options.logX)));
+    const logX = Boolean(ctx.options.logX) && xAxisOf(ctx) !== "wall";
+    plotly().relayout(ctx.el, eventMarkers(ctx.events, logX, theme(), placer(ctx)));
   }
 
   function onStatus(ctx) {

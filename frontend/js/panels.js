@@ -66,6 +66,8 @@ function pick(delta, panel) {
   return any ? out : null;
 }
 
+const OFFSCREEN_MS = 2000;
+
 // Mounts the visible panels into `container` and routes data to them.
 // view: {runId, run, store, overlays, events, options, api}, shared with the page.
 export class PanelHost {
@@ -85,6 +87,25 @@ export class PanelHost {
       for (const entry of entries) this.resized.add(entry.target);
       if (first) requestAnimationFrame(() => this.resizeCharts());
     });
+    // Live points redraw the panels on screen at once and the others at most every
+    // OFFSCREEN_MS (a chart of ten compared runs costs tens of ms a redraw; twelve of them on every
+    // stream message kept the page busy). A panel scrolled into view catches up at once.
+    this.onScreen = new WeakSet(); // cards within a screen of the viewport
+    this.stale = new Map(); // panel id -> pending catch-up timer
+    this.visibility = new IntersectionObserver(
+      (entries) => {
+        for (const entry of entries) {
+          if (!entry.isIntersecting) {
+            this.onScreen.delete(entry.target);
+            continue;
+          }
+          this.onScreen.add(entry.target);
+          const id = entry.target.dataset.panel;
+          if (this.stale.has(id)) this.render(id);
+        }
+      },
+      { rootMargin: "200px 0px" },
+    );
   }
 
   resizeCharts() {
@@ -174,6 +195,7 @@ export class PanelHost {
     this.mounted.set(panel.id, { panel, ctx });
     this.arrange(panel.id);
     this.observer.observe(card);
+    this.visibility.observe(card);
     this.safely(panel, ctx, () => panel.render(ctx));
   }
 
@@ -257,6 +279,8 @@ export class PanelHost {
   }
 
   render(id) {
+    clearTimeout(this.stale.get(id));
+    this.stale.delete(id);
     const entry = this.mounted.get(id);
     if (entry) this.safely(entry.panel, entry.ctx, () => entry.panel.render(entry.ctx));
   }
@@ -271,12 +295,19 @@ export class PanelHost {
   update(delta) {
     for (const { panel, ctx } of this.mounted.values()) {
       const mine = pick(delta, panel);
-      if (mine) this.safely(panel, ctx, () => (panel.update ? panel.update(ctx, mine) : panel.render(ctx)));
+      if (!mine) continue;
+      if (this.stale.has(panel.id)) continue; // its catch-up redraws from the store
+      if (!this.onScreen.has(ctx.card)) {
+        this.stale.set(panel.id, setTimeout(() => this.render(panel.id), OFFSCREEN_MS));
+        continue;
+      }
+      this.safely(panel, ctx, () => (panel.update ? panel.update(ctx, mine) : panel.render(ctx)));
     }
     this.sync();
   }
 
   statusChanged() {
+    for (const id of [...this.stale.keys()]) this.render(id); // the final points, everywhere
     for (const { panel, ctx } of this.mounted.values()) {
       if (panel.onStatus) this.safely(panel, ctx, () => panel.onStatus(ctx));
     }

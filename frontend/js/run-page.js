@@ -5,7 +5,9 @@
 import { api, ApiError } from "./api.js";
 import { describeSeries } from "./catalog.js";
 import { mountChartControls, readView } from "./chart-controls.js";
-import { linePanel } from "./charts.js";
+import { categoryColor, linePanel } from "./charts.js";
+import { renderConfigDiff } from "./config-diff.js";
+import { mountSideBySide } from "./side-by-side.js";
 import { FINISHED, h, showError } from "./dom.js";
 import { renderEvents } from "./events-list.js";
 import { mountHealth } from "./health.js";
@@ -22,11 +24,16 @@ const HISTORY_POINTS = 2000;
 // Live points are appended to the charts as they come; past this many per series since the last
 // history load, the history is reloaded (downsampled) so a long run stays light in the browser.
 const RELOAD_AFTER = 2 * HISTORY_POINTS;
+// The stream carries no wall times: on a time axis, live points reload the history (with its
+// times) at most this often.
+const TIME_RELOAD_MS = 2000;
 
 const headerEl = document.getElementById("run-header");
 const controlsEl = document.getElementById("chart-controls");
 const panelsEl = document.getElementById("panels");
 const eventsEl = document.getElementById("events");
+const compareEl = document.getElementById("config-diff");
+const sideEl = document.getElementById("side-by-side");
 
 function parseRunId() {
   const match = window.location.pathname.match(/\/runs\/(\d+)\/?$/);
@@ -48,7 +55,7 @@ async function main() {
     store: new SeriesStore(),
     overlays: [],
     events: [],
-    options: { logX: false, smoothing: 0, smoothKind: "ema", xRange: null },
+    options: { xAxis: "step", logX: false, smoothing: 0, smoothKind: "ema", xRange: null },
     api,
   };
   try {
@@ -68,21 +75,48 @@ async function main() {
     return linePanel({ id: `auto-${name.replace(/[^\w-]/g, "-")}`, title, description, yTitle: unit, series: [name], order: 1000 });
   };
   const linked = readView();
-  const { smoothing, smoothKind, logX, xRange } = linked;
-  Object.assign(view.options, { smoothing, smoothKind, logX, xRange });
+  const { xAxis, smoothing, smoothKind, logX, xRange } = linked;
+  Object.assign(view.options, { xAxis, smoothing, smoothKind, logX, xRange });
   let controls = null;
   const layout = new PanelLayout({ hidden: linked.hidden });
   const host = new PanelHost(panelsEl, view, { autoPanel, layout, onLayout: () => controls?.showHidden() });
-  controls = mountChartControls(controlsEl, { view, host, panelsEl });
+  controls = mountChartControls(controlsEl, { view, host, panelsEl, onAxis });
   const overlayEl = controls.overlayEl;
   window.addEventListener("themechange", () => host.renderAll());
-  mountOverlay(overlayEl, { runId, overlays: view.overlays, onChange: () => host.renderAll((p) => p.overlay) });
+  const compared = () => [{ ...view.run, color: categoryColor(0) }, ...view.overlays];
+  const sideBySide = mountSideBySide(sideEl, { api, runs: () => (view.overlays.length ? compared() : []) });
+  let drawn = false; // the runs of a linked comparison are drawn with the history, once
+  const timeAxis = () => view.options.xAxis !== "step";
+  const overlay = mountOverlay(overlayEl, {
+    runId,
+    overlays: view.overlays,
+    withTime: timeAxis,
+    onChange: () => {
+      if (drawn) host.renderAll((p) => p.overlay);
+      renderConfigDiff(compareEl, view.overlays.length ? compared() : []);
+      sideBySide.redraw();
+    },
+  });
+
+  // Wall times are fetched for a time axis only (they cost the server a lookup per point); live
+  // points have none: a time axis reloads the history and the compared runs with theirs.
+  function onAxis(axis) {
+    const runs = [view, ...view.overlays];
+    const loaded = FINISHED.has(view.run.status) && runs.every((r) => r.store.timed && (r === view || FINISHED.has(r.status)));
+    if (axis !== "step" && !loaded) {
+      if (!reloading) reloadHistory();
+      overlay.reload();
+    } else {
+      host.renderAll();
+    }
+  }
 
   let appended = 0;
   let reloading = null; // buffered stream deltas while the history reloads
+  let timeReload = null; // the pending reload that brings the live points' wall times
 
   async function loadHistory() {
-    const metrics = await api.metrics(runId, { maxPoints: HISTORY_POINTS });
+    const metrics = await api.metrics(runId, { maxPoints: HISTORY_POINTS, withTime: timeAxis() });
     view.store = SeriesStore.fromMetrics(metrics);
     return metrics.cursor;
   }
@@ -110,6 +144,12 @@ async function main() {
     const longest = Math.max(0, ...Object.values(accepted).map((s) => s.steps.length));
     appended += longest;
     if (appended > RELOAD_AFTER) reloadHistory();
+    else if (view.options.xAxis !== "step" && !timeReload && Object.keys(accepted).length) {
+      timeReload = setTimeout(() => {
+        timeReload = null;
+        if (!reloading) reloadHistory();
+      }, TIME_RELOAD_MS);
+    }
   }
 
   // Events arrive one SSE message each (a probe may send many at once): the table and the panels
@@ -141,12 +181,13 @@ async function main() {
 
   let cursor;
   try {
-    cursor = await loadHistory();
+    [cursor] = await Promise.all([loadHistory(), overlay.ready]);
   } catch (error) {
     // the stream without a cursor sends every point from the start, so the charts still fill
     panelsEl.before(h("p", { class: "notice notice-warn" }, `Could not load the history (${error.message}); following the live stream from the start.`));
   }
   host.renderAll();
+  drawn = true;
   controls.showHidden();
 
   try {

@@ -4,12 +4,14 @@
 const DEFAULTS = { q: "", status: "", task: "", tag: "", sort: "id", order: "desc", offset: 0, selected: [], cols: [] };
 export const AGGREGATES = ["last", "min", "max"];
 export const SORT_DEFAULT_ORDER = { id: "desc", created: "desc", step: "desc", name: "asc", status: "asc" };
+// A summary column's sort key: "<series>:<last|min|max>" (largest first by default).
+export const isSeriesSort = (key) => /^[^,:\s]{1,128}:(last|min|max)$/.test(key ?? "");
 
 export function readQuery(url = window.location.href) {
   const params = new URL(url).searchParams;
   const state = { ...DEFAULTS, selected: [] };
   for (const key of ["q", "status", "task", "tag"]) state[key] = params.get(key) ?? "";
-  if (params.get("sort") in SORT_DEFAULT_ORDER) state.sort = params.get("sort");
+  if (params.get("sort") in SORT_DEFAULT_ORDER || isSeriesSort(params.get("sort"))) state.sort = params.get("sort");
   if (params.get("order") === "asc" || params.get("order") === "desc") state.order = params.get("order");
   state.offset = Math.max(0, Number.parseInt(params.get("offset") ?? "0", 10) || 0);
   state.selected = (params.get("selected") ?? "").split(",").map(Number).filter((id) => Number.isInteger(id) && id > 0);

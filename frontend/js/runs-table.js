@@ -17,7 +17,7 @@ import {
   statusBadge,
 } from "./dom.js";
 import { columnChooser, columnLabel, summaryText } from "./runs-columns.js";
-import { compareUrl, readQuery, SORT_DEFAULT_ORDER, writeQuery } from "./runs-query.js";
+import { compareUrl, isSeriesSort, readQuery, SORT_DEFAULT_ORDER, writeQuery } from "./runs-query.js";
 
 const POLL_MS = 2000;
 const PAGE_SIZE = 25;
@@ -101,7 +101,10 @@ export function mountRunsTable(container, { taskKinds = [] } = {}) {
   });
   const headRow = h("tr", {});
   function showHeaders() {
-    const summaries = filter.cols.map((col) => h("th", { scope: "col", class: "summary" }, columnLabel(col)));
+    const summaries = filter.cols.map((col) => {
+      const key = `${col.name}:${col.agg}`;
+      return h("th", { scope: "col", class: "summary", dataset: { sort: key } }, h("button", { type: "button", class: "sort", onclick: () => sortBy(key) }, columnLabel(col)));
+    });
     headRow.replaceChildren(...headers.slice(0, SUMMARY_AT), ...summaries, ...headers.slice(SUMMARY_AT));
   }
   showHeaders();
@@ -138,8 +141,7 @@ export function mountRunsTable(container, { taskKinds = [] } = {}) {
 
   function showState() {
     writeQuery({ ...filter, selected: [...selected] });
-    for (const th of headers) {
-      if (!th.dataset.sort) continue;
+    for (const th of headRow.querySelectorAll("th[data-sort]")) {
       const active = th.dataset.sort === filter.sort;
       th.setAttribute("aria-sort", active ? (filter.order === "asc" ? "ascending" : "descending") : "none");
     }
@@ -169,7 +171,7 @@ export function mountRunsTable(container, { taskKinds = [] } = {}) {
   }
 
   function sortBy(key) {
-    const order = filter.sort === key ? (filter.order === "asc" ? "desc" : "asc") : SORT_DEFAULT_ORDER[key];
+    const order = filter.sort === key ? (filter.order === "asc" ? "desc" : "asc") : (SORT_DEFAULT_ORDER[key] ?? "desc");
     refilter({ sort: key, order });
   }
 
@@ -305,7 +307,10 @@ export function mountRunsTable(container, { taskKinds = [] } = {}) {
     const mine = generation;
     try {
       const summary = [...new Set(filter.cols.map((c) => c.name))].join(",");
-      const { data, count } = await api.listRuns({ ...filter, summary, limit: PAGE_SIZE });
+      const bySeries = isSeriesSort(filter.sort); // a summary column's
+      const sort = bySeries ? undefined : filter.sort;
+      const sortSeries = bySeries ? filter.sort : undefined;
+      const { data, count } = await api.listRuns({ ...filter, sort, sortSeries, summary, limit: PAGE_SIZE });
       if (mine !== generation) return;
       if (count > 0 && data.length === 0 && filter.offset > 0) {
         filter.offset = Math.max(0, count - PAGE_SIZE); // the page emptied under us

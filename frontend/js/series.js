@@ -1,17 +1,33 @@
-// Client-side scalar series of one run: the downsampled history from GET /metrics plus the live
-// points from the stream, and the EMA smoothing the charts apply.
+// Client-side scalar series of one run: the downsampled history from GET /metrics (with each
+// point's wall time, ?with_time=true) plus the live points from the stream, and the smoothing
+// the charts apply.
 
 export class SeriesStore {
   constructor() {
-    this.series = new Map(); // name -> {steps: number[], values: (number|null)[]}
+    // name -> {steps: number[], values: (number|null)[], times: (number|null)[]}; times are Unix
+    // seconds, null for live points (the stream carries none: a time axis reloads the history)
+    this.series = new Map();
+    this.timed = false;
   }
 
   static fromMetrics(response) {
     const store = new SeriesStore();
+    store.timed = (response?.series ?? []).every((s) => s.wall_times); // times came with the points
     for (const s of response?.series ?? []) {
-      store.series.set(s.name, { steps: [...s.steps], values: [...s.values] });
+      const times = s.wall_times ? [...s.wall_times] : s.steps.map(() => null);
+      store.series.set(s.name, { steps: [...s.steps], values: [...s.values], times });
     }
     return store;
+  }
+
+  // The earliest wall time of any series (null without one): time zero of the relative axis.
+  startTime() {
+    let start = null;
+    for (const s of this.series.values()) {
+      const first = s.times.find((t) => t !== null);
+      if (first !== undefined && (start === null || first < start)) start = first;
+    }
+    return start;
   }
 
   names() {
@@ -23,7 +39,7 @@ export class SeriesStore {
   }
 
   get(name) {
-    return this.series.get(name) ?? { steps: [], values: [] };
+    return this.series.get(name) ?? { steps: [], values: [], times: [] };
   }
 
   // Appends a stream `metrics` payload {name: {steps, values}}; only points after the last step
@@ -34,7 +50,7 @@ export class SeriesStore {
     for (const [name, batch] of Object.entries(delta ?? {})) {
       let target = this.series.get(name);
       if (!target) {
-        target = { steps: [], values: [] };
+        target = { steps: [], values: [], times: [] };
         this.series.set(name, target);
       }
       const last = target.steps.length ? target.steps[target.steps.length - 1] : -Infinity;
@@ -49,6 +65,7 @@ export class SeriesStore {
       if (steps.length) {
         target.steps.push(...steps);
         target.values.push(...values);
+        target.times.push(...steps.map(() => null));
         accepted[name] = { steps, values };
       }
     }

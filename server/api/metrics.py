@@ -14,14 +14,14 @@ from pydantic import StringConstraints
 from server.api.deps import STEP_MAX, MaxPoints, RunDep, SessionDep
 from server.api.stream import encode_cursor
 from server.schemas import PRINTABLE, MetricsPublic, SeriesPoints
-from server.store.metrics import iter_points, json_safe, list_series, read_series
+from server.store.metrics import SeriesData, iter_points, json_safe, list_series, read_series
 from server.store.results import last_event_id
 
 router = APIRouter(prefix="/runs/{run_id}", tags=["metrics"])
 SeriesNames = Annotated[str, StringConstraints(max_length=200, pattern=PRINTABLE)]
 
 
-@router.get("/metrics", response_model=MetricsPublic)
+@router.get("/metrics", response_model=MetricsPublic, response_model_exclude_unset=True)
 def read_metrics(
     run: RunDep,
     session: SessionDep,
@@ -31,6 +31,10 @@ def read_metrics(
     ] = [],  # noqa: B006 - FastAPI copies a parameter's default
     since_step: Annotated[int | None, Query(ge=0, le=STEP_MAX)] = None,
     max_points: MaxPoints = 2000,
+    with_time: Annotated[
+        bool,
+        Query(description="add each point's wall time (``wall_times``, same points as ``steps``)"),
+    ] = False,
 ) -> MetricsPublic:
     """Series points; above ``max_points`` the extremes of each step bucket are kept.
 
@@ -41,19 +45,32 @@ def read_metrics(
     wanted = [n for item in names for n in item.split(",") if n] if names else available
     series = [
         read_series(
-            session, run_id=run.id, name=name, since_step=since_step, max_points=max_points or None
+            session,
+            run_id=run.id,
+            name=name,
+            since_step=since_step,
+            max_points=max_points or None,
+            with_time=with_time,
         )
         for name in wanted
     ]
     return MetricsPublic(
         run_id=run.id,
-        series=[SeriesPoints(**vars(s)) for s in series],
+        series=[_points(s) for s in series],
         available=available,
         cursor=encode_cursor(
             {s.name: s.steps[-1] for s in series if s.steps},
             last_event_id(session, run_id=run.id),
         ),
     )
+
+
+def _points(data: SeriesData) -> SeriesPoints:
+    """The default shape has no ``wall_times`` key at all (the response drops unset fields)."""
+    fields = vars(data).copy()
+    if fields["wall_times"] is None:
+        del fields["wall_times"]
+    return SeriesPoints(**fields)
 
 
 @router.get("/export.csv", response_class=StreamingResponse)

@@ -86,6 +86,14 @@ def list_runs(
         str | None, Query(max_length=64, pattern=PRINTABLE, description="task kind")
     ] = None,
     sort: Annotated[RunSort, Query()] = RunSort.id,
+    sort_series: Annotated[
+        str | None,
+        Query(
+            max_length=140,
+            pattern=r"^[^,:\s]{1,128}:(last|min|max)$",
+            description="order by a series summary instead of `sort`, e.g. `test.acc:max`",
+        ),
+    ] = None,
     order: Annotated[Literal["asc", "desc"], Query()] = "desc",
     summary: Annotated[
         str | None,
@@ -107,6 +115,7 @@ def list_runs(
         task=task,
         sort=sort.value,
         descending=order == "desc",
+        by_series=tuple(sort_series.rsplit(":", 1)) if sort_series else None,
     )
     public = [to_public(r) for r in runs]
     names = [n for n in (summary or "").split(",") if n][:20]

@@ -183,6 +183,7 @@ class SeriesData:
     values: list[float | None]
     downsampled: bool
     total_points: int
+    wall_times: list[float | None] | None = None  # only when asked for (``with_time``)
 
 
 def read_series(
@@ -192,8 +193,12 @@ def read_series(
     name: str,
     since_step: int | None = None,
     max_points: int | None = None,
+    with_time: bool = False,
 ) -> SeriesData:
     """Points of one series from ``since_step`` on, at most ``max_points`` (≥ 4) of them.
+
+    ``with_time`` adds each returned point's wall time (the same points: a downsampled read looks
+    up the times of the steps it kept, by key).
 
     Over budget, the range is cut into at most ``(max_points - 2) // 2`` groups of consecutive
     rollup buckets; each group keeps its minimum and maximum point, and the first and last points
@@ -207,7 +212,7 @@ def read_series(
     in_range = (Metric.run_id == run_id) & (Metric.name == name) & (Metric.step >= lo)
     span = hi - lo + 1
     if max_points is None or span <= max_points:
-        return _raw(session, name, in_range)
+        return _raw(session, name, in_range, with_time)
 
     groups = max(1, (max_points - 2) // 2)
     level = 1
@@ -219,7 +224,7 @@ def read_series(
     )
     total = int(buckets.n.sum())
     if total <= max_points:
-        return _raw(session, name, in_range)
+        return _raw(session, name, in_range, with_time)
     per_group = -(-len(buckets) // groups)
     merged = buckets.merge(np.arange(len(buckets)) // per_group)
     points: dict[int, float | None] = {}
@@ -237,16 +242,36 @@ def read_series(
         if edge is not None:
             points[edge.step] = edge.value
     steps = sorted(points)
-    return SeriesData(name, steps, [json_safe(points[s]) for s in steps], True, total)
+    times = _wall_times(session, run_id, name, steps) if with_time else None
+    return SeriesData(name, steps, [json_safe(points[s]) for s in steps], True, total, times)
 
 
-def _raw(session: Session, name: str, where) -> SeriesData:  # noqa: ANN001 - SQL expression
-    rows = session.execute(select(Metric.step, Metric.value).where(where).order_by(Metric.step))
-    steps, values = [], []
-    for step, value in rows:
-        steps.append(step)
-        values.append(json_safe(value))
-    return SeriesData(name, steps, values, False, len(steps))
+_TIME_CHUNK = 500  # steps per IN (...) list: under SQLite's bound-parameter limit
+
+
+def _wall_times(session: Session, run_id: int, name: str, steps: list[int]) -> list[float | None]:
+    """Wall times of these steps of a series, in the same order (None: rewritten meanwhile)."""
+    found: dict[int, float] = {}
+    for i in range(0, len(steps), _TIME_CHUNK):
+        chunk = steps[i : i + _TIME_CHUNK]
+        where = (Metric.run_id == run_id) & (Metric.name == name) & Metric.step.in_(chunk)
+        rows = session.execute(select(Metric.step, Metric.wall_time).where(where))
+        found.update((step, time) for step, time in rows)
+    return [found.get(s) for s in steps]
+
+
+def _raw(session: Session, name: str, where, with_time: bool = False) -> SeriesData:  # noqa: ANN001
+    columns = (
+        (Metric.step, Metric.value, Metric.wall_time) if with_time else (Metric.step, Metric.value)
+    )
+    rows = session.execute(select(*columns).where(where).order_by(Metric.step))
+    steps, values, times = [], [], []
+    for row in rows:
+        steps.append(row[0])
+        values.append(json_safe(row[1]))
+        if with_time:
+            times.append(row[2])
+    return SeriesData(name, steps, values, False, len(steps), times if with_time else None)
 
 
 def iter_points(session: Session, *, run_id: int, chunk: int = 10_000) -> Iterator[Metric]:

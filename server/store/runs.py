@@ -72,6 +72,9 @@ def search_clauses(*, q: str | None = None, task: str | None = None) -> list:
     return clauses
 
 
+SUMMARY_COLUMNS = {"last": Series.last_value, "min": Series.min_value, "max": Series.max_value}
+
+
 def ordering(sort: str = "id", descending: bool = True) -> tuple:
     """ORDER BY for a SORTABLE column, ties broken by id (newest first) so pages are stable."""
     column = SORTABLE[sort]
@@ -120,12 +123,16 @@ def list_runs(
     task: str | None = None,
     sort: str = "id",
     descending: bool = True,
+    by_series: tuple[str, str] | None = None,
 ) -> tuple[list[Run], int]:
     """One page of runs and how many match: filtered, counted, sorted and paginated in SQL
     through indexes (``ix_runs_status``, the ``run_tags`` key), never reading other runs.
 
     The page's ids are found first (by the index alone when the order is the id's, so a deep
-    ``offset`` skips index entries, not rows), then only those runs are loaded."""
+    ``offset`` skips index entries, not rows), then only those runs are loaded.
+
+    ``by_series=(name, "last" | "min" | "max")`` orders by that series summary instead (the runs
+    table's summary columns), runs without the series last, ties newest first."""
     if tag:
         key = RunTag.run_id
         ids = select(key).where(RunTag.tag == tag)
@@ -138,6 +145,18 @@ def list_runs(
         ids = ids.where(Run.status == status)
     ids = ids.where(*search_clauses(q=q, task=task))
     count = session.scalar(select(func.count()).select_from(ids.subquery()))
+    if by_series is not None:
+        name, aggregate = by_series
+        column = SUMMARY_COLUMNS[aggregate]
+        ids = ids.outerjoin(Series, (Series.run_id == key) & (Series.name == name))
+        ranked = column.desc() if descending else column.asc()
+        page_ids = list(
+            session.scalars(
+                ids.order_by(ranked.nulls_last(), key.desc()).offset(offset).limit(limit)
+            )
+        )
+        found = {r.id: r for r in session.scalars(select(Run).where(Run.id.in_(page_ids)))}
+        return [found[i] for i in page_ids if i in found], count or 0
     if sort == "id":
         order: tuple = (key.desc() if descending else key.asc(),)
     else:

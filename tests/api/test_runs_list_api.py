@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from server.config import Settings
+from server.db import get_engine
+from server.store.metrics import Point, write_points
 from tests.api.test_runs_api import SMALL
 
 
@@ -14,3 +17,24 @@ def test_filters_sql_cannot_hold_are_422(client: TestClient) -> None:
         assert response.status_code == 422, (query, response.status_code)
     assert client.get(f"/api/runs?offset={2**31 - 1}").json() == {"data": [], "count": 1}
     assert client.get("/api/runs?tag=").json()["count"] == 1  # an empty filter is no filter
+
+
+def test_runs_sort_by_a_series_summary(client: TestClient, settings: Settings) -> None:
+    """The runs table's summary columns sort (issue 15): runs without the series come last."""
+    ids = [client.post("/api/runs", json=SMALL).json()["id"] for _ in range(4)]
+    finals = {ids[0]: 0.5, ids[1]: 0.2, ids[2]: 0.9}  # ids[3] logged no loss
+    with get_engine(settings.resolved_database_url).begin() as connection:
+        for run_id, final in finals.items():
+            points = [Point("test.loss", 0, 5.0, 1.0), Point("test.loss", 10, final, 2.0)]
+            write_points(connection, run_id=run_id, points=points)
+
+    def order(**params: str) -> list[int]:
+        response = client.get("/api/runs", params=params)
+        assert response.status_code == 200, response.text
+        return [r["id"] for r in response.json()["data"]]
+
+    assert order(sort_series="test.loss:last", order="asc") == [ids[1], ids[0], ids[2], ids[3]]
+    assert order(sort_series="test.loss:last", order="desc") == [ids[2], ids[0], ids[1], ids[3]]
+    assert order(sort_series="test.loss:max", order="desc", limit="1", offset="1") == [ids[1]]
+    bad = client.get("/api/runs", params={"sort_series": "test.loss:median"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "sort_series"]

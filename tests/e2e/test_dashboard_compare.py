@@ -246,3 +246,154 @@ def test_smoothing_keeps_the_raw_extremes_in_a_band(
     assert ema[0] == pytest.approx(raw["values"][0])  # debiased: starts at the first point
     assert ema != pytest.approx(mean)
     clean(tab)
+
+
+def test_x_axis_shows_wall_time_or_time_since_start(
+    shared_service: Service, sweep: list[int], tabs: OpenTab
+) -> None:
+    run_url = f"{shared_service.url}/api/runs/{sweep[2]}"
+    served = httpx.get(f"{run_url}/metrics", params={"with_time": "true"}).json()["series"]
+    start = min(s["wall_times"][0] for s in served if s["wall_times"])
+    [loss] = [s for s in served if s["name"] == "train.loss"]
+    tab = tabs()
+    page = tab.page
+    page.goto(f"{shared_service.url}/runs/{sweep[2]}")
+    page.wait_for_function("() => document.getElementById('plot-loss')?._fullLayout")
+    read = "() => document.getElementById('plot-loss').data[0].x"
+    assert page.evaluate(read) == loss["steps"]
+
+    page.select_option("#x-axis", "relative")
+    page.wait_for_function(
+        "() => document.getElementById('plot-loss')._fullLayout.xaxis.title.text"
+        " === 'time since start (s)'"
+    )
+    assert page.evaluate(read) == pytest.approx([t - start for t in loss["wall_times"]])
+    page.select_option("#x-axis", "wall")
+    page.wait_for_function(
+        "() => document.getElementById('plot-loss')._fullLayout.xaxis.type === 'date'"
+    )
+    assert page.evaluate(read) == pytest.approx([t * 1000 for t in loss["wall_times"]])
+    page.click("#copy-link")
+    expect(page.locator("#link-state")).not_to_have_text("")
+    assert "x=wall" in page.url
+    page.reload()
+    expect(page.locator("#x-axis")).to_have_value("wall")
+    page.wait_for_function(
+        "() => document.getElementById('plot-grad-norm')?._fullLayout?.xaxis.type === 'date'"
+    )
+    clean(tab)
+
+
+def test_config_diff_of_compared_runs_shows_only_what_differs(
+    shared_service: Service, sweep: list[int], tabs: OpenTab
+) -> None:
+    tab = tabs(width=1280, height=900)
+    page = tab.page
+    page.goto(f"{shared_service.url}/runs/{sweep[0]}")
+    expect(page.locator("#overlay-input")).to_be_visible()
+    expect(page.locator("#config-diff")).to_be_hidden()  # one run: nothing to compare
+    page.goto(f"{shared_service.url}/runs/{sweep[0]}?overlay={sweep[1]},{sweep[2]}")
+    expect(page.locator("#overlay-chips .chip")).to_have_count(3)
+    table = page.locator("#config-diff table")
+    expect(table.locator("thead th.run-col")).to_have_count(3)
+    paths = table.locator("tbody tr").evaluate_all("(rows) => rows.map((r) => r.dataset.path)")
+    # the sweep differs in its name, its even/odd tag and the learning rate; steps, task, seed… not
+    assert paths == ["name", "optimizer.lr", "tags"], paths
+    lrs = table.locator('tr[data-path="optimizer.lr"] td').all_inner_texts()
+    assert [float(v) for v in lrs] == pytest.approx([0.05, 0.10, 0.15])
+    page.click(f'#overlay-chips button[aria-label="remove run {sweep[2]}"]')
+    expect(table.locator("thead th.run-col")).to_have_count(2)
+    page.click(f'#overlay-chips button[aria-label="remove run {sweep[1]}"]')
+    expect(page.locator("#config-diff")).to_be_hidden()
+    clean(tab)
+
+
+PROBED = {
+    "tags": ["side"],
+    "task": {"kind": "digits", "hidden": 16, "train_size": 300},
+    "optimizer": {"name": "sgd"},
+    "steps": 30,
+    "log_every": 5,
+    "device": "cpu",
+    "probes": {
+        "hessian": {"every": 10, "k": 2, "batch_size": 300, "density": True, "density_steps": 8},
+        "landscape": {"every": 15, "resolution": 5, "eval_size": 64},
+    },
+}
+
+
+def test_spectra_and_landscapes_side_by_side_at_a_chosen_step(
+    shared_service: Service, tabs: OpenTab
+) -> None:
+    worker_ready(shared_service)
+    urls = [
+        shared_service.submit(
+            {**PROBED, "name": f"side-{lr}", "optimizer": {"name": "sgd", "lr": lr}}
+        )
+        for lr in (0.1, 0.3)
+    ]
+    for url in urls:
+        shared_service.completed(url, timeout=300)
+    first, second = (int(u.rsplit("/", 1)[1]) for u in urls)
+    tab = tabs(width=1920, height=1000)
+    page = tab.page
+    page.goto(f"{shared_service.url}/runs/{first}?overlay={second}")
+    for run_id in (first, second):
+        for plot in ("density", "contour"):
+            page.wait_for_function(
+                "(id) => document.getElementById(id)?.data?.length > 0",
+                arg=f"side-{plot}-{run_id}",
+                timeout=60_000,
+            )
+    contour = f"() => document.getElementById('side-contour-{second}').data[0].type"
+    assert page.evaluate(contour) == "contour"
+    api = f"{shared_service.url}/api/runs/{second}"
+    density_steps = httpx.get(f"{api}/spectra").json()["steps"]
+    surface_steps = httpx.get(f"{api}/landscapes").json()["steps"]
+    assert 10 in density_steps and 15 in surface_steps and 12 not in density_steps + surface_steps
+    latest = f"#side-by-side .side-col[data-run-id='{second}'] .side-steps"
+    expect(page.locator(latest)).to_have_text(
+        f"density: step {density_steps[-1]} · landscape: step {surface_steps[-1]}"
+    )
+
+    page.fill("#side-step", "12")  # each run: its probe step nearest to 12
+    page.dispatch_event("#side-step", "change")
+    for run_id in (first, second):
+        steps = f"#side-by-side .side-col[data-run-id='{run_id}'] .side-steps"
+        expect(page.locator(steps)).to_have_text("density: step 10 · landscape: step 15")
+    page.wait_for_function(
+        "(id) => /step 10/.test(document.getElementById(id)?.data?.[0]?.name ?? '')",
+        arg=f"side-density-{first}",
+    )
+    clean(tab)
+
+
+def test_runs_table_sorts_by_a_summary_column(
+    shared_service: Service, sweep: list[int], tabs: OpenTab
+) -> None:
+    query = {"summary": "train.loss", "q": "sweep-", "limit": 50}
+    served = httpx.get(f"{shared_service.url}/api/runs", params=query).json()["data"]
+    last = {r["id"]: r["summary"]["train.loss"]["last"] for r in served}
+    tab = tabs(width=1920, height=1000)
+    page = tab.page
+    page.goto(f"{shared_service.url}/?q=sweep-&cols=train.loss%3Alast")
+    header = page.locator("#runs-table thead th.summary")
+    expect(header).to_have_text(["train loss (last)"])
+    expect(page.locator("#runs-table tbody tr")).to_have_count(RUNS)
+    header.locator("button").click()
+    expect(header).to_have_attribute("aria-sort", "descending")
+    largest_first = sorted(sweep, key=lambda i: (-last[i], -i))
+    page.wait_for_function(
+        "(id) => document.querySelector('#runs-table tbody tr')?.dataset.runId === String(id)",
+        arg=largest_first[0],
+    )
+    assert row_ids(tab) == largest_first
+    header.locator("button").click()
+    expect(header).to_have_attribute("aria-sort", "ascending")
+    page.wait_for_function(
+        "(id) => document.querySelector('#runs-table tbody tr')?.dataset.runId === String(id)",
+        arg=sorted(sweep, key=lambda i: (last[i], -i))[0],
+    )
+    assert row_ids(tab) == sorted(sweep, key=lambda i: (last[i], -i))
+    assert "sort=train.loss%3Alast" in page.url and "order=asc" in page.url
+    clean(tab)

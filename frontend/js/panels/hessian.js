@@ -35,7 +35,7 @@ registerPanel(
 
 // --- spectral density: fetched arrays, cached per run and step -------------------------------
 
-const spectrumAt = stepCache((api, runId, step) => api.spectrumAt(runId, step));
+export const spectrumAt = stepCache((api, runId, step) => api.spectrumAt(runId, step));
 
 // Steps (of those stored) that carry a density; the meta says whether it was computed.
 async function densitySteps(ctx) {
@@ -49,7 +49,8 @@ function hasDensity(ctx) {
 
 const HEIGHT = 300;
 
-async function drawDensity(ctx, step) {
+// Also draws the compared runs' densities side by side (js/side-by-side.js).
+export async function drawDensity(ctx, step) {
   const result = await spectrumAt(ctx, step);
   const { density_grid: grid, density, eigenvalues } = result.arrays;
   const logY = Boolean(ctx.local.logY);

@@ -9,7 +9,7 @@ import { fetchedPanel, fmt, plotConfig, plotLayout, plotly, SERIES_COLORS, stepC
 import { h } from "../dom.js";
 import { registerPanel } from "../panels.js";
 
-const surfaceAt = stepCache((api, runId, step) => api.landscapeAt(runId, step));
+export const surfaceAt = stepCache((api, runId, step) => api.landscapeAt(runId, step));
 
 const layout = ({ margin, ...rest }) => plotLayout({ height: 380, margin: { t: 36, b: 44, ...margin }, ...rest });
 
@@ -57,17 +57,35 @@ function bilinear(coords, z, x, y) {
   return (1 - ti) * (1 - tj) * corners[0] + ti * (1 - tj) * corners[1] + (1 - ti) * tj * corners[2] + ti * tj * corners[3];
 }
 
-function drawPlane(ctx, step, { arrays, meta }) {
-  const logZ = Boolean(ctx.local.logZ);
-  const coords = arrays.coords;
-  const z = transpose(arrays.loss); // loss[i][j]: coords[i] on the x axis, coords[j] on y
-  const shown = logZ ? log10(z) : z;
-  const zTitle = logZ ? "log₁₀ loss" : "loss";
-  const contour = [
+// The surface as plotted (loss[i][j]: coords[i] on the x axis, coords[j] on y) and its title.
+function surfaceOf(arrays, logZ) {
+  const z = transpose(arrays.loss);
+  return { shown: logZ ? log10(z) : z, zTitle: logZ ? "log₁₀ loss" : "loss" };
+}
+
+// The optimizer's path on the plane (null without one), without its trace type and style.
+function trailOf(arrays) {
+  const path = arrays.trajectory;
+  if (!path) return null;
+  return {
+    mode: "lines+markers",
+    name: "trajectory",
+    x: path.map((p) => p[0]),
+    y: path.map((p) => p[1]),
+    text: arrays.trajectory_steps.map((s) => `step ${s}`),
+    hovertemplate: "%{text}<extra>trajectory</extra>",
+  };
+}
+
+// Contour map of a 2-D surface with the path on it: this panel's, and the compared runs' side by
+// side (js/side-by-side.js).
+export function contourTraces(arrays, logZ) {
+  const { shown, zTitle } = surfaceOf(arrays, logZ);
+  const traces = [
     {
       type: "contour",
-      x: coords,
-      y: coords,
+      x: arrays.coords,
+      y: arrays.coords,
       z: shown,
       colorscale: "Viridis",
       contours: { coloring: "heatmap" },
@@ -75,25 +93,38 @@ function drawPlane(ctx, step, { arrays, meta }) {
       hovertemplate: "(%{x:.3g}, %{y:.3g})<br>" + zTitle + " %{z:.4g}<extra></extra>",
     },
   ];
+  const trail = trailOf(arrays);
+  const color = SERIES_COLORS[1];
+  if (trail) traces.push({ ...trail, type: "scatter", line: { color, width: 2 }, marker: { color, size: 5 } });
+  return traces;
+}
+
+// The contour map's axes: what each direction is, one unit as long on both.
+export function contourAxes(meta) {
+  return {
+    xaxis: { title: { text: axisTitle(meta, 0) }, zeroline: false },
+    yaxis: { title: { text: axisTitle(meta, 1) }, zeroline: false, scaleanchor: "x" },
+  };
+}
+
+// A stored surface is a plane (2-D kinds) or a curve (1-D kinds).
+export const isPlane = (result) => Array.isArray(result.arrays.loss[0]);
+
+function drawPlane(ctx, step, { arrays, meta }) {
+  const logZ = Boolean(ctx.local.logZ);
+  const coords = arrays.coords;
+  const { shown, zTitle } = surfaceOf(arrays, logZ);
+  const contour = contourTraces(arrays, logZ);
   const surface = [
     { type: "surface", x: coords, y: coords, z: shown, colorscale: "Viridis", showscale: false, name: zTitle },
   ];
-  const path = arrays.trajectory;
-  if (path) {
+  const trail = trailOf(arrays);
+  if (trail) {
     const color = SERIES_COLORS[1];
-    const trail = {
-      mode: "lines+markers",
-      name: "trajectory",
-      x: path.map((p) => p[0]),
-      y: path.map((p) => p[1]),
-      text: arrays.trajectory_steps.map((s) => `step ${s}`),
-      hovertemplate: "%{text}<extra>trajectory</extra>",
-    };
-    contour.push({ ...trail, type: "scatter", line: { color, width: 2 }, marker: { color, size: 5 } });
     surface.push({
       ...trail,
       type: "scatter3d",
-      z: path.map((p) => bilinear(coords, shown, p[0], p[1])), // on the surface; off-grid: gaps
+      z: arrays.trajectory.map((p) => bilinear(coords, shown, p[0], p[1])), // on the surface; off-grid: gaps
       line: { color, width: 5 },
       marker: { color, size: 3 },
     });
@@ -102,12 +133,10 @@ function drawPlane(ctx, step, { arrays, meta }) {
     text: `step ${step}: centre loss ${fmt(meta.scalars?.["landscape.center_loss"], 4)}, ${meta.cost.n_points} points in ${fmt(meta.cost.seconds, 2)} s, BatchNorm ${meta.bn_stats}`,
     font: { size: 12 },
   };
-  const x = { title: { text: axisTitle(meta, 0) }, zeroline: false };
-  const y = { title: { text: axisTitle(meta, 1) }, zeroline: false };
   plotly().react(
     ctx.state.contour,
     contour,
-    layout({ title, xaxis: x, yaxis: { ...y, scaleanchor: "x" }, showlegend: false }),
+    layout({ title, ...contourAxes(meta), showlegend: false }),
     plotConfig(ctx, { step }),
   );
   plotly().react(
@@ -186,7 +215,7 @@ async function draw(ctx) {
   const step = steps[Math.min(Number(slider.value), steps.length - 1)];
   label.textContent = `step ${step}`;
   const result = await surfaceAt(ctx, step);
-  const plane = Array.isArray(result.arrays.loss[0]);
+  const plane = isPlane(result);
   layoutFor(ctx, plane);
   (plane ? drawPlane : drawCurve)(ctx, step, result);
 }
