@@ -15,9 +15,9 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
+from server.api import errors
 from server.api.deps import RunDep, SessionDep, SettingsDep
 from server.api.runs import to_public
 from server.broker import notify
@@ -111,15 +111,7 @@ def _arrays(index: int, data: str) -> dict:
     try:
         return unpack_arrays(base64.b64decode(data, validate=True))
     except (binascii.Error, ValueError, OSError, EOFError, gzip.BadGzipFile) as error:
-        raise RequestValidationError(
-            [
-                {
-                    "loc": ["body", "arrays", index, "data"],
-                    "msg": "not a base64 .npz",
-                    "type": "value_error",
-                }
-            ]
-        ) from error
+        raise errors.invalid(("body", "arrays", index, "data"), "not a base64 .npz") from error
 
 
 @router.post("/{run_id}/heartbeat", response_model=HeartbeatPublic)

@@ -24,6 +24,7 @@ from fastapi import APIRouter, Header, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from sse_starlette import EventSourceResponse
 
+from server.api import errors
 from server.api.live import Hub, follow, hub_of, run_exists
 from server.config import get_settings
 from server.store.live import Cursor
@@ -51,9 +52,7 @@ def decode_cursor(token: str | None, source: tuple[str, str] = ("query", "cursor
         return Cursor()
 
     def invalid(reason: str) -> RequestValidationError:
-        return RequestValidationError(
-            [{"type": "value_error", "loc": source, "msg": f"invalid stream cursor: {reason}"}]
-        )
+        return errors.invalid(source, f"invalid stream cursor: {reason}")
 
     if len(token) > MAX_CURSOR_CHARS:
         raise invalid(f"longer than {MAX_CURSOR_CHARS} characters")
