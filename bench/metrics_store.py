@@ -20,7 +20,8 @@ from sqlalchemy import text
 
 from bench.common import fresh_database, new_run, summary, timed
 from server.db import get_engine, get_sessionmaker
-from server.store.metrics import Point, read_series, write_points
+from server.store.metrics import Point, write_points
+from server.store.reads import read_series
 
 NAMES = ["train.loss", "train.acc", "test.loss", "test.acc", "lr", "grad_norm", "weight_norm"]
 

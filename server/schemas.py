@@ -592,11 +592,18 @@ class SeriesPoints(BaseModel):
     )
 
 
-class MetricsPublic(BaseModel):
+class RunSeriesPublic(BaseModel):
     run_id: int
     series: list[SeriesPoints]
     available: list[str] = Field(description="names of every series the run has")
+
+
+class MetricsPublic(RunSeriesPublic):
     cursor: str = Field(description="pass to /stream?cursor= to continue after these points")
+
+
+class ComparedMetricsPublic(BaseModel):
+    runs: list[RunSeriesPublic] = Field(description="in the order the ids were given")
 
 
 class EventPublic(BaseModel):

@@ -58,6 +58,8 @@ function query(params) {
   return text ? `?${text}` : "";
 }
 
+const COMPARE_BATCH = 20; // the most runs GET /api/metrics takes at once
+
 export const api = {
   listRuns: ({ status, tag, offset, limit, q, task, sort, sortSeries, order, summary } = {}) =>
     request("GET", `/api/runs${query({ status, tag, offset, limit, q, task, sort, sort_series: sortSeries, order, summary })}`),
@@ -77,6 +79,26 @@ export const api = {
         with_time: withTime ? "true" : undefined,
       })}`,
     ),
+  // Several runs' series in one request each of up to COMPARE_BATCH runs: {runs: [{run_id,
+  // series, available}]} in the order of `ids`.
+  compareMetrics: async (ids, { names, maxPoints, withTime } = {}) => {
+    const batches = [];
+    for (let i = 0; i < ids.length; i += COMPARE_BATCH) batches.push(ids.slice(i, i + COMPARE_BATCH));
+    const answers = await Promise.all(
+      batches.map((batch) =>
+        request(
+          "GET",
+          `/api/metrics${query({
+            runs: batch.join(","),
+            names: names?.join(","),
+            max_points: maxPoints,
+            with_time: withTime ? "true" : undefined,
+          })}`,
+        ),
+      ),
+    );
+    return { runs: answers.flatMap((a) => a.runs) };
+  },
   events: (id) => request("GET", `/api/runs/${id}/events`),
   outliers: (id, { sinceStep } = {}) => request("GET", `/api/runs/${id}/outliers${query({ since_step: sinceStep })}`),
   outliersAt: (id, step, { span } = {}) => request("GET", `/api/runs/${id}/outliers/${step}${query({ span })}`),

@@ -2,7 +2,7 @@
 // downsampled metrics are fetched and redrawn every few seconds while they still train.
 // The chosen ids live in the address (?overlay=3,7), so an overlay view can be shared.
 
-import { api } from "./api.js";
+import { api, ApiError } from "./api.js";
 import { categoryColor } from "./charts.js";
 import { FINISHED, h, noticeLine } from "./dom.js";
 import { SeriesStore } from "./series.js";
@@ -54,29 +54,51 @@ export function mountOverlay(container, { runId, overlays, onChange, withTime = 
   let colorIndex = 1; // 0 is this run's colour while runs are compared
 
   let expected = 0; // runs being compared, or about to be (sizes each run's points)
-  async function fetchRun(id) {
-    const maxPoints = pointsFor(Math.max(expected, overlays.length));
-    const [run, metrics] = await Promise.all([api.getRun(id), api.metrics(id, { maxPoints, withTime: withTime() })]);
-    return { run, store: SeriesStore.fromMetrics(metrics) };
+  // [{id, run, store} or {id, error}] of these run ids: their records, and their series in one
+  // request for all (GET /api/metrics?runs=…). A run deleted meanwhile fails alone.
+  async function fetchRuns(ids) {
+    const options = { maxPoints: pointsFor(Math.max(expected, overlays.length)), withTime: withTime() };
+    const records = Promise.allSettled(ids.map((id) => api.getRun(id)));
+    let metrics;
+    try {
+      metrics = await api.compareMetrics(ids, options);
+    } catch (error) {
+      if (!(error instanceof ApiError && error.status === 404)) throw error;
+      const known = await records; // a run of the list is gone: ask again without it
+      const found = ids.filter((_, i) => known[i].status === "fulfilled");
+      metrics = found.length ? await api.compareMetrics(found, options) : { runs: [] };
+    }
+    const settled = await records;
+    return ids.map((id, i) => {
+      if (settled[i].status === "rejected") return { id, error: settled[i].reason };
+      const series = metrics.runs.find((r) => r.run_id === id);
+      if (!series) return { id, error: new Error("it was deleted") };
+      return { id, run: settled[i].value, store: SeriesStore.fromMetrics(series) };
+    });
   }
 
-  // The overlay entry of a run id typed or linked, or null (the notice says why).
-  async function load(value, { quiet = false } = {}) {
-    const refuse = (text) => {
-      notice.set(text);
-      return null;
-    };
-    const id = Number(value);
-    if (!Number.isInteger(id) || id < 1) return refuse(`"${value}" is not a run id`);
-    if (id === runId) return refuse("That is this run.");
-    if (overlays.some((o) => o.id === id)) return refuse(`Run ${id} is already overlaid.`);
+  // The overlay entries of run ids typed or linked that loaded (the notice says why others not).
+  async function load(values, { quiet = false } = {}) {
+    const ids = [];
+    for (const value of values) {
+      const id = Number(value);
+      if (!Number.isInteger(id) || id < 1) notice.set(`"${value}" is not a run id`);
+      else if (id === runId) notice.set("That is this run.");
+      else if (overlays.some((o) => o.id === id)) notice.set(`Run ${id} is already overlaid.`);
+      else if (!ids.includes(id)) ids.push(id);
+    }
+    if (!ids.length) return [];
+    let results;
     try {
-      const { run, store } = await fetchRun(id);
-      return { id, name: run.name, status: run.status, config: run.config, store };
+      results = await fetchRuns(ids);
     } catch (error) {
+      results = ids.map((id) => ({ id, error }));
+    }
+    return results.map(({ id, run, store, error }) => {
+      if (!error) return { id, name: run.name, status: run.status, config: run.config, store };
       notice.set(quiet ? `Overlay run ${id} skipped: ${error.message}` : `Could not overlay run ${id}: ${error.message}`);
       return null;
-    }
+    });
   }
 
   // Adds the runs that loaded, in the order given, and redraws once.
@@ -88,7 +110,7 @@ export function mountOverlay(container, { runId, overlays, onChange, withTime = 
 
   async function addRun(value) {
     add.disabled = true;
-    const entry = await load(value);
+    const [entry] = await load([value]);
     add.disabled = false;
     if (!entry) return;
     input.value = "";
@@ -125,14 +147,18 @@ export function mountOverlay(container, { runId, overlays, onChange, withTime = 
   // Fetches the points of the `chosen` runs again (all: the x axis changed), then redraws.
   async function reload(runs = overlays) {
     const chosen = [...runs];
-    const results = await Promise.allSettled(chosen.map((o) => fetchRun(o.id)));
+    let results = [];
+    try {
+      results = await fetchRuns(chosen.map((o) => o.id));
+    } catch (error) {
+      console.warn("compared runs not reloaded; keeping the points already drawn", error);
+    }
     results.forEach((result, i) => {
-      if (result.status === "fulfilled") {
-        chosen[i].status = result.value.run.status;
-        chosen[i].store = result.value.store;
-      }
+      if (result.error) return;
+      chosen[i].status = result.run.status;
+      chosen[i].store = result.store;
     });
-    if (results.some((r) => r.status === "fulfilled") && chosen.every((o) => overlays.includes(o))) onChange();
+    if (results.some((r) => !r.error) && chosen.every((o) => overlays.includes(o))) onChange();
   }
 
   async function refresh() {
@@ -156,7 +182,7 @@ export function mountOverlay(container, { runId, overlays, onChange, withTime = 
   const initial = (new URL(window.location.href).searchParams.get("overlay") ?? "").split(",").filter(Boolean);
   // a linked comparison loads its runs in parallel and draws the panels once, not once per run
   expected = new Set(initial).size;
-  const ready = Promise.all([...new Set(initial)].map((id) => load(id, { quiet: true }))).then((entries) => {
+  const ready = load([...new Set(initial)], { quiet: true }).then((entries) => {
     push(entries);
     setTimeout(refresh, REFRESH_MS);
   });

@@ -33,7 +33,7 @@ for module_router in (runs.router, runs.config_router):
     api_router.include_router(module_router)  # these document their errors per operation
 # Operations on one run (or token): an unknown one is 404, a bad id or parameter 422.
 RUN_SCOPED = (metrics.router, events.router, results.router, outliers.router, stream.router)
-for module_router in (*RUN_SCOPED, tokens.router):
+for module_router in (*RUN_SCOPED, metrics.compare_router, tokens.router):
     api_router.include_router(module_router, responses=responses(404, 422))
 # SDK runs: writing to a worker's run, or to a finished one, is a conflict.
 api_router.include_router(sdk.router, responses=responses(404, 409, 413, 415, 422))

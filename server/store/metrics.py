@@ -1,9 +1,7 @@
-"""Scalar series: batched idempotent upserts, per-series summaries and downsampled reads.
+"""Scalar series: batched idempotent upserts and per-series summaries.
 
-Downsampling reads a min/max bucket pyramid (``rollup``) maintained on write, so a million-point
-series never leaves the database: each group of buckets contributes its minimum and maximum point,
-plus the range's first and last points.  Extremes such as loss spikes always survive, which LTTB
-does not guarantee.
+Every write also maintains the min/max bucket pyramid (``rollup``) that downsampled reads
+(``reads``) take, so a million-point series never leaves the database.
 """
 
 from __future__ import annotations
@@ -174,104 +172,6 @@ def list_series(session: Session, *, run_id: int) -> list[Series]:
     return list(
         session.scalars(select(Series).where(Series.run_id == run_id).order_by(Series.name))
     )
-
-
-@dataclass(frozen=True)
-class SeriesData:
-    name: str
-    steps: list[int]
-    values: list[float | None]
-    downsampled: bool
-    total_points: int
-    wall_times: list[float | None] | None = None  # only when asked for (``with_time``)
-
-
-def read_series(
-    session: Session,
-    *,
-    run_id: int,
-    name: str,
-    since_step: int | None = None,
-    max_points: int | None = None,
-    with_time: bool = False,
-) -> SeriesData:
-    """Points of one series from ``since_step`` on, at most ``max_points`` (≥ 4) of them.
-
-    ``with_time`` adds each returned point's wall time (the same points: a downsampled read looks
-    up the times of the steps it kept, by key).
-
-    Over budget, the range is cut into at most ``(max_points - 2) // 2`` groups of consecutive
-    rollup buckets; each group keeps its minimum and maximum point, and the first and last points
-    of the range are always kept.  Only bucket rows are read, never the whole series.
-    """
-    summary = session.get(Series, (run_id, name))
-    if summary is None:
-        return SeriesData(name, [], [], False, 0)
-    lo = summary.first_step if since_step is None else max(since_step, summary.first_step)
-    hi = summary.last_step
-    in_range = (Metric.run_id == run_id) & (Metric.name == name) & (Metric.step >= lo)
-    span = hi - lo + 1
-    if max_points is None or span <= max_points:
-        return _raw(session, name, in_range, with_time)
-
-    groups = max(1, (max_points - 2) // 2)
-    level = 1
-    while level < rollup.MAX_LEVEL and span / rollup.BASE**level > rollup.BASE * groups:
-        level += 1
-    width = rollup.BASE**level
-    buckets = rollup.read_level(
-        session.connection(), run_id=run_id, name=name, level=level, lo=lo // width, hi=hi // width
-    )
-    total = int(buckets.n.sum())
-    if total <= max_points:
-        return _raw(session, name, in_range, with_time)
-    per_group = -(-len(buckets) // groups)
-    merged = buckets.merge(np.arange(len(buckets)) // per_group)
-    points: dict[int, float | None] = {}
-    for step, value in zip(
-        np.r_[merged.min_step, merged.max_step],
-        np.r_[merged.min_value, merged.max_value],
-        strict=True,
-    ):
-        if lo <= step <= hi:  # an edge bucket may reach below since_step
-            points[int(step)] = float(value)
-    for order in (Metric.step, Metric.step.desc()):
-        edge = session.execute(
-            select(Metric.step, Metric.value).where(in_range).order_by(order).limit(1)
-        ).first()
-        if edge is not None:
-            points[edge.step] = edge.value
-    steps = sorted(points)
-    times = _wall_times(session, run_id, name, steps) if with_time else None
-    return SeriesData(name, steps, [json_safe(points[s]) for s in steps], True, total, times)
-
-
-_TIME_CHUNK = 500  # steps per IN (...) list: under SQLite's bound-parameter limit
-
-
-def _wall_times(session: Session, run_id: int, name: str, steps: list[int]) -> list[float | None]:
-    """Wall times of these steps of a series, in the same order (None: rewritten meanwhile)."""
-    found: dict[int, float] = {}
-    for i in range(0, len(steps), _TIME_CHUNK):
-        chunk = steps[i : i + _TIME_CHUNK]
-        where = (Metric.run_id == run_id) & (Metric.name == name) & Metric.step.in_(chunk)
-        rows = session.execute(select(Metric.step, Metric.wall_time).where(where))
-        found.update((step, time) for step, time in rows)
-    return [found.get(s) for s in steps]
-
-
-def _raw(session: Session, name: str, where, with_time: bool = False) -> SeriesData:  # noqa: ANN001
-    columns = (
-        (Metric.step, Metric.value, Metric.wall_time) if with_time else (Metric.step, Metric.value)
-    )
-    rows = session.execute(select(*columns).where(where).order_by(Metric.step))
-    steps, values, times = [], [], []
-    for row in rows:
-        steps.append(row[0])
-        values.append(json_safe(row[1]))
-        if with_time:
-            times.append(row[2])
-    return SeriesData(name, steps, values, False, len(steps), times if with_time else None)
 
 
 def iter_points(session: Session, *, run_id: int, chunk: int = 10_000) -> Iterator[Metric]:

@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from server.db import get_engine, get_sessionmaker
 from server.models import Metric, Series
 from server.store import rollup
-from server.store.metrics import Point, read_series, write_points
+from server.store.metrics import Point, write_points
+from server.store.reads import read_series
 
 
 def write(url: str, run_id: int, points: list[Point]) -> None:

@@ -12,7 +12,7 @@ from server.config import Settings
 from server.db import get_sessionmaker
 from server.models import Run
 from server.store import runs as run_store
-from server.store.metrics import read_series
+from server.store.reads import read_series
 from tests.conftest import wait_for
 from worker.sink import DatabaseReporter
 
