@@ -17,6 +17,9 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 # Free text a user names things with: no control characters (PostgreSQL cannot store NUL in text;
 # the others only garble the dashboard).  A lone surrogate fails any constrained str anyway.
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+# A series name where a query parameter names it (``sort_series``, ``summary``): 1 to 128
+# printable characters (the ``series.name`` column's width), no comma (lists are comma-separated).
+SERIES_NAME = r"[^,\x00-\x1f\x7f]{1,128}"
 
 
 def located_error(title: str, loc: tuple, value: Any, message: str) -> ValidationError:

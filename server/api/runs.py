@@ -27,9 +27,11 @@ from server.schemas import (
     SeriesSummary,
 )
 from server.store import runs as run_store
+from server.validation import SERIES_NAME
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 log = logging.getLogger(__name__)
+MAX_SUMMARY = 20  # series per summary request
 RunSort = enum.StrEnum("RunSort", {name: name for name in run_store.SORTABLE})
 
 
@@ -90,7 +92,7 @@ def list_runs(
         str | None,
         Query(
             max_length=140,
-            pattern=r"^[^,:\s]{1,128}:(last|min|max)$",
+            pattern=rf"^{SERIES_NAME}:(last|min|max)$",
             description="order by a series summary instead of `sort`, e.g. `test.acc:max`",
         ),
     ] = None,
@@ -98,9 +100,10 @@ def list_runs(
     summary: Annotated[
         str | None,
         Query(
-            max_length=2000,
-            pattern=PRINTABLE,
-            description="comma-separated series: their last/min/max per run",
+            max_length=MAX_SUMMARY * 129,
+            pattern=rf"^{SERIES_NAME}(,{SERIES_NAME}){{0,{MAX_SUMMARY - 1}}}$",
+            description=f"comma-separated series (at most {MAX_SUMMARY}): their last/min/max "
+            "per run",
         ),
     ] = None,
 ) -> RunsPublic:
@@ -118,7 +121,7 @@ def list_runs(
         by_series=tuple(sort_series.rsplit(":", 1)) if sort_series else None,
     )
     public = [to_public(r) for r in runs]
-    names = [n for n in (summary or "").split(",") if n][:20]
+    names = summary.split(",") if summary else []
     if names:
         found = run_store.series_summaries(session, run_ids=[r.id for r in runs], names=names)
         for run in public:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
 from server.config import Settings
@@ -38,3 +39,41 @@ def test_runs_sort_by_a_series_summary(client: TestClient, settings: Settings) -
     assert order(sort_series="test.loss:max", order="desc", limit="1", offset="1") == [ids[1]]
     bad = client.get("/api/runs", params={"sort_series": "test.loss:median"})
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "sort_series"]
+
+
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [
+        ("sort_series=%00:last", "sort_series"),  # PostgreSQL text cannot hold NUL: was a 500
+        ("sort_series=a%01b:max", "sort_series"),
+        ("sort_series=a%7F:min", "sort_series"),
+        ("sort_series=a,b:min", "sort_series"),
+        (f"sort_series={'x' * 129}:last", "sort_series"),  # longer than any series name
+        ("summary=a%00", "summary"),
+        ("summary=ok,b%1F", "summary"),
+        ("summary=a,,b", "summary"),
+        (f"summary={'y' * 129}", "summary"),
+        (f"summary={','.join(f's{i}' for i in range(21))}", "summary"),  # at most 20
+    ],
+)
+def test_series_names_in_the_query_are_checked(
+    db_client: TestClient, query: str, name: str
+) -> None:
+    """``sort_series`` and ``summary`` name series: printable, at most 128 characters (the
+    column's width), comma-free — a 422 naming the parameter, on both databases."""
+    response = db_client.get(f"/api/runs?{query}")
+    assert response.status_code == 422, response.text
+    assert [e["loc"] for e in response.json()["detail"]] == [["query", name]]
+
+
+def test_any_printable_series_name_sorts_and_summarizes(db_client: TestClient, db_url: str) -> None:
+    run_id = db_client.post("/api/runs", json=SMALL).json()["id"]
+    name = "ünïcode:loss 😀" + "x" * 114  # 128 characters, a colon and a space among them
+    engine = get_engine(db_url)
+    with engine.begin() as connection:
+        write_points(connection, run_id=run_id, points=[Point(name, 3, 0.25, 1.0)])
+    names = ",".join([name] + [f"s{i}" for i in range(19)])
+    listed = db_client.get("/api/runs", params={"sort_series": f"{name}:max", "summary": names})
+    assert listed.status_code == 200, listed.text
+    (run,) = listed.json()["data"]
+    assert run["summary"] == {name: {"last": 0.25, "last_step": 3, "min": 0.25, "max": 0.25}}
