@@ -28,9 +28,26 @@ const SERIES_DASHES = ["solid", "dot", "dash", "dashdot", "longdash"];
 const MAX_LEGEND_ENTRIES = 8;
 const MAX_EVENT_LABELS = 20;
 
+const PLOTLY_SRC = "/vendor/plotly.min.js";
+let plotlyLoading = null;
+
 export function plotly() {
-  if (!window.Plotly) throw new Error("plotly.js did not load (/vendor/plotly.min.js)");
+  if (!window.Plotly) throw new Error(`plotly.js did not load (${PLOTLY_SRC})`);
   return window.Plotly;
+}
+
+// Loads plotly.js (3.5 MB) once, when the page asks: the run page asks after starting its
+// requests, so the server reads the data while the browser compiles plotly. Draw after it.
+export function loadPlotly() {
+  plotlyLoading ??= new Promise((resolve, reject) => {
+    if (window.Plotly) return resolve(window.Plotly);
+    const script = document.createElement("script");
+    script.src = PLOTLY_SRC;
+    script.onload = () => resolve(plotly());
+    script.onerror = () => reject(new Error(`plotly.js did not load (${PLOTLY_SRC})`));
+    document.head.append(script);
+  });
+  return plotlyLoading;
 }
 
 // The page's colours (resolved from the stylesheet's variables, see js/theme.js) and font.

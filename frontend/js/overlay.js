@@ -15,11 +15,59 @@ const MIN_POINTS = 500;
 const POINTS_PER_VIEW = 4000;
 const pointsFor = (runs) => Math.max(MIN_POINTS, Math.min(MAX_POINTS, Math.round(POINTS_PER_VIEW / Math.max(1, runs))));
 
+// [{id, run, store} or {id, error}] of these run ids: their records, and their series in one
+// request for all (GET /api/metrics?runs=…). A run deleted meanwhile fails alone.
+async function fetchRuns(ids, options) {
+  const records = Promise.allSettled(ids.map((id) => api.getRun(id)));
+  let metrics;
+  try {
+    metrics = await api.compareMetrics(ids, options);
+  } catch (error) {
+    if (!(error instanceof ApiError && error.status === 404)) throw error;
+    const known = await records; // a run of the list is gone: ask again without it
+    const found = ids.filter((_, i) => known[i].status === "fulfilled");
+    metrics = found.length ? await api.compareMetrics(found, options) : { runs: [] };
+  }
+  const settled = await records;
+  return ids.map((id, i) => {
+    if (settled[i].status === "rejected") return { id, error: settled[i].reason };
+    const series = metrics.runs.find((r) => r.run_id === id);
+    if (!series) return { id, error: new Error("it was deleted") };
+    return { id, run: settled[i].value, store: SeriesStore.fromMetrics(series) };
+  });
+}
+
+// The run ids a value list names that can be compared with `runId` (the others: why not).
+function usable(values, runId, overlays) {
+  const ids = [];
+  const refused = [];
+  for (const value of values) {
+    const id = Number(value);
+    if (!Number.isInteger(id) || id < 1) refused.push(`"${value}" is not a run id`);
+    else if (id === runId) refused.push("That is this run.");
+    else if (overlays.some((o) => o.id === id)) refused.push(`Run ${id} is already overlaid.`);
+    else if (!ids.includes(id)) ids.push(id);
+  }
+  return { ids, refused };
+}
+
+const linkedValues = () => (new URL(window.location.href).searchParams.get("overlay") ?? "").split(",").filter(Boolean);
+
+// The requests of a linked comparison (?overlay=3,7), which the page starts before anything
+// else so that the server reads while the browser loads plotly: pass it to mountOverlay.
+export function prefetchLinked(runId, { withTime }) {
+  const { ids } = usable(linkedValues(), runId, []);
+  const results = ids.length ? fetchRuns(ids, { maxPoints: pointsFor(ids.length), withTime }) : Promise.resolve([]);
+  results.catch(() => {}); // reported by mountOverlay, if the page gets that far
+  return { ids, results };
+}
+
 // overlays: the page's array of {id, name, status, config, color, store}, changed in place.
 // Returns {ready, reload}: `ready` settles once the runs the address names are loaded (or
 // skipped); `reload()` fetches every compared run again (after the x axis changed).
 // withTime(): whether the charts need wall times (a time axis): only then are they fetched.
-export function mountOverlay(container, { runId, overlays, onChange, withTime = () => false }) {
+// prefetched: prefetchLinked()'s answer, used for the runs of the address.
+export function mountOverlay(container, { runId, overlays, onChange, withTime = () => false, prefetched = null }) {
   const input = h("input", {
     id: "overlay-input",
     type: "number",
@@ -54,43 +102,16 @@ export function mountOverlay(container, { runId, overlays, onChange, withTime = 
   let colorIndex = 1; // 0 is this run's colour while runs are compared
 
   let expected = 0; // runs being compared, or about to be (sizes each run's points)
-  // [{id, run, store} or {id, error}] of these run ids: their records, and their series in one
-  // request for all (GET /api/metrics?runs=…). A run deleted meanwhile fails alone.
-  async function fetchRuns(ids) {
-    const options = { maxPoints: pointsFor(Math.max(expected, overlays.length)), withTime: withTime() };
-    const records = Promise.allSettled(ids.map((id) => api.getRun(id)));
-    let metrics;
-    try {
-      metrics = await api.compareMetrics(ids, options);
-    } catch (error) {
-      if (!(error instanceof ApiError && error.status === 404)) throw error;
-      const known = await records; // a run of the list is gone: ask again without it
-      const found = ids.filter((_, i) => known[i].status === "fulfilled");
-      metrics = found.length ? await api.compareMetrics(found, options) : { runs: [] };
-    }
-    const settled = await records;
-    return ids.map((id, i) => {
-      if (settled[i].status === "rejected") return { id, error: settled[i].reason };
-      const series = metrics.runs.find((r) => r.run_id === id);
-      if (!series) return { id, error: new Error("it was deleted") };
-      return { id, run: settled[i].value, store: SeriesStore.fromMetrics(series) };
-    });
-  }
+  const fetchOptions = () => ({ maxPoints: pointsFor(Math.max(expected, overlays.length)), withTime: withTime() });
 
   // The overlay entries of run ids typed or linked that loaded (the notice says why others not).
-  async function load(values, { quiet = false } = {}) {
-    const ids = [];
-    for (const value of values) {
-      const id = Number(value);
-      if (!Number.isInteger(id) || id < 1) notice.set(`"${value}" is not a run id`);
-      else if (id === runId) notice.set("That is this run.");
-      else if (overlays.some((o) => o.id === id)) notice.set(`Run ${id} is already overlaid.`);
-      else if (!ids.includes(id)) ids.push(id);
-    }
+  async function load(values, { quiet = false, early = null } = {}) {
+    const { ids, refused } = usable(values, runId, overlays);
+    for (const text of refused) notice.set(text);
     if (!ids.length) return [];
     let results;
     try {
-      results = await fetchRuns(ids);
+      results = await (early?.ids.join() === ids.join() ? early.results : fetchRuns(ids, fetchOptions()));
     } catch (error) {
       results = ids.map((id) => ({ id, error }));
     }
@@ -149,7 +170,7 @@ export function mountOverlay(container, { runId, overlays, onChange, withTime = 
     const chosen = [...runs];
     let results = [];
     try {
-      results = await fetchRuns(chosen.map((o) => o.id));
+      results = await fetchRuns(chosen.map((o) => o.id), fetchOptions());
     } catch (error) {
       console.warn("compared runs not reloaded; keeping the points already drawn", error);
     }
@@ -179,10 +200,10 @@ export function mountOverlay(container, { runId, overlays, onChange, withTime = 
   }
 
   loadChoices();
-  const initial = (new URL(window.location.href).searchParams.get("overlay") ?? "").split(",").filter(Boolean);
-  // a linked comparison loads its runs in parallel and draws the panels once, not once per run
-  expected = new Set(initial).size;
-  const ready = load([...new Set(initial)], { quiet: true }).then((entries) => {
+  const initial = [...new Set(linkedValues())];
+  // a linked comparison loads its runs at once and draws the panels once, not once per run
+  expected = initial.length;
+  const ready = load(initial, { quiet: true, early: prefetched }).then((entries) => {
     push(entries);
     setTimeout(refresh, REFRESH_MS);
   });

@@ -151,8 +151,10 @@ export class PanelHost {
     return { panel, run: this.view.run, store: this.view.store, events: this.view.events, options: this.view.options };
   }
 
-  // Mounts panels that became visible (and auto panels for unclaimed series), in order.
+  // Mounts panels that became visible (and auto panels for unclaimed series), in order; returns
+  // the ids mounted (each drawn by its mount).
   sync() {
+    const mounted = new Set();
     if (this.autoPanel) {
       const known = this.panels();
       for (const name of this.view.store.names()) {
@@ -162,8 +164,12 @@ export class PanelHost {
       }
     }
     for (const panel of this.panels()) {
-      if (!this.mounted.has(panel.id) && this.visible(panel)) this.mount(panel);
+      if (!this.mounted.has(panel.id) && this.visible(panel)) {
+        this.mount(panel);
+        mounted.add(panel.id);
+      }
     }
+    return mounted;
   }
 
   mount(panel) {
@@ -285,10 +291,11 @@ export class PanelHost {
     if (entry) this.safely(entry.panel, entry.ctx, () => entry.panel.render(entry.ctx));
   }
 
-  // Re-renders every mounted panel (or those `filter` accepts), e.g. after an option changed.
+  // Re-renders every mounted panel (or those `filter` accepts), e.g. after an option changed;
+  // a panel mounted now is drawn once, by its mount.
   renderAll(filter = () => true) {
-    this.sync();
-    for (const { panel } of this.mounted.values()) if (filter(panel)) this.render(panel.id);
+    const fresh = this.sync();
+    for (const { panel } of this.mounted.values()) if (filter(panel) && !fresh.has(panel.id)) this.render(panel.id);
   }
 
   // New points, already appended to the store: each panel gets the part it claims.

@@ -5,13 +5,13 @@
 import { api, ApiError } from "./api.js";
 import { describeSeries } from "./catalog.js";
 import { mountChartControls, readView } from "./chart-controls.js";
-import { categoryColor, linePanel } from "./charts.js";
+import { categoryColor, linePanel, loadPlotly } from "./charts.js";
 import { renderConfigDiff } from "./config-diff.js";
 import { mountSideBySide } from "./side-by-side.js";
 import { FINISHED, h, showError } from "./dom.js";
 import { renderEvents } from "./events-list.js";
 import { mountHealth } from "./health.js";
-import { mountOverlay } from "./overlay.js";
+import { mountOverlay, prefetchLinked } from "./overlay.js";
 import { PanelLayout } from "./layout.js";
 import { PanelHost } from "./panels.js";
 import "./panels/index.js";
@@ -49,6 +49,15 @@ async function main() {
     showError(headerEl, "No run here:", new Error(`${window.location.pathname} names no run id`));
     return;
   }
+  // The first drawing's requests start at once, before the run's record is back, and plotly
+  // loads while the server answers them.
+  const linked = readView();
+  const timed = linked.xAxis !== "step";
+  let firstHistory = api.metrics(runId, { maxPoints: HISTORY_POINTS, withTime: timed });
+  firstHistory.catch(() => {}); // reported by loadHistory, if the page gets that far
+  const prefetched = prefetchLinked(runId, { withTime: timed });
+  const plotlyReady = loadPlotly();
+  plotlyReady.catch(() => {}); // reported where the page draws
   const view = {
     runId,
     run: null,
@@ -74,7 +83,6 @@ async function main() {
     const { title, unit, description } = describeSeries(name, view.run);
     return linePanel({ id: `auto-${name.replace(/[^\w-]/g, "-")}`, title, description, yTitle: unit, series: [name], order: 1000 });
   };
-  const linked = readView();
   const { xAxis, smoothing, smoothKind, logX, xRange } = linked;
   Object.assign(view.options, { xAxis, smoothing, smoothKind, logX, xRange });
   let controls = null;
@@ -91,10 +99,11 @@ async function main() {
     runId,
     overlays: view.overlays,
     withTime: timeAxis,
+    prefetched,
     onChange: () => {
       if (drawn) host.renderAll((p) => p.overlay);
       renderConfigDiff(compareEl, view.overlays.length ? compared() : []);
-      sideBySide.redraw();
+      plotlyReady.then(() => sideBySide.redraw());
     },
   });
 
@@ -116,7 +125,9 @@ async function main() {
   let timeReload = null; // the pending reload that brings the live points' wall times
 
   async function loadHistory() {
-    const metrics = await api.metrics(runId, { maxPoints: HISTORY_POINTS, withTime: timeAxis() });
+    const request = firstHistory ?? api.metrics(runId, { maxPoints: HISTORY_POINTS, withTime: timeAxis() });
+    firstHistory = null;
+    const metrics = await request;
     view.store = SeriesStore.fromMetrics(metrics);
     return metrics.cursor;
   }
@@ -186,6 +197,7 @@ async function main() {
     // the stream without a cursor sends every point from the start, so the charts still fill
     panelsEl.before(h("p", { class: "notice notice-warn" }, `Could not load the history (${error.message}); following the live stream from the start.`));
   }
+  await plotlyReady;
   host.renderAll();
   drawn = true;
   controls.showHidden();
