@@ -151,6 +151,15 @@ def live(page: Page, engine: Engine, run_id: int, first: int, seconds: float) ->
     return delays, longest
 
 
+def report_render(args: argparse.Namespace, baseline: list[float], heavy: list[float]) -> None:
+    b, m = statistics.median(baseline), statistics.median(heavy)
+    print(f"baseline: 1 run × {args.baseline:,} points, 12 panels: median {b:.0f} ms "
+          f"({', '.join(f'{x:.0f}' for x in baseline)})")  # fmt: skip
+    print(f"compared: {args.runs} runs × {args.points:,} points, 12 panels: median {m:.0f} ms "
+          f"({', '.join(f'{x:.0f}' for x in heavy)}), {m / b:.2f}× the baseline",
+          flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--points", type=int, default=100_000, help="per series and run")
@@ -181,15 +190,11 @@ def main() -> None:
                 render_ms(page, single, 1)  # warm: browser cache, server imports
                 baseline = [render_ms(page, single, 1) for _ in range(args.repeat)]
                 heavy = [render_ms(page, compared, args.runs) for _ in range(args.repeat)]
+                report_render(args, baseline, heavy)  # before the live part, which may stall
                 delays, longest = live(page, engine, big, args.points, args.live_seconds)
                 browser.close()
         finally:
             server.stop()
-    b, m = statistics.median(baseline), statistics.median(heavy)
-    print(f"baseline: 1 run × {args.baseline:,} points, 12 panels: median {b:.0f} ms "
-          f"({', '.join(f'{x:.0f}' for x in baseline)})")  # fmt: skip
-    print(f"compared: {args.runs} runs × {args.points:,} points, 12 panels: median {m:.0f} ms "
-          f"({', '.join(f'{x:.0f}' for x in heavy)}), {m / b:.2f}× the baseline")  # fmt: skip
     if delays:
         print(f"live on the compared page: {len(delays)} points, commit → drawn median "
               f"{statistics.median(delays) * 1e3:.0f} ms, max {max(delays) * 1e3:.0f} ms; "
