@@ -23,8 +23,10 @@ async function fetchRuns(ids, options) {
   try {
     metrics = await api.compareMetrics(ids, options);
   } catch (error) {
-    if (!(error instanceof ApiError && error.status === 404)) throw error;
-    const known = await records; // a run of the list is gone: ask again without it
+    // a run of the list is gone (404) or can be none (422: an id past the column's range):
+    // ask again for those whose record loaded
+    if (!(error instanceof ApiError && [404, 422].includes(error.status))) throw error;
+    const known = await records;
     const found = ids.filter((_, i) => known[i].status === "fulfilled");
     metrics = found.length ? await api.compareMetrics(found, options) : { runs: [] };
   }

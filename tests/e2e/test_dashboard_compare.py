@@ -308,6 +308,26 @@ def test_config_diff_of_compared_runs_shows_only_what_differs(
     clean(tab)
 
 
+def test_a_linked_comparison_skips_runs_that_are_gone(
+    shared_service: Service, sweep: list[int], tabs: OpenTab
+) -> None:
+    """The compared runs' series come in one request: a run deleted since the link was made, or
+    an id no run can have, is skipped with a notice and the others are drawn."""
+    tab = tabs(width=1280, height=900)
+    page = tab.page
+    gone, never = 999_999, 99_999_999_999
+    page.goto(f"{shared_service.url}/runs/{sweep[0]}?overlay={sweep[1]},{gone},{sweep[2]},{never}")
+    expect(page.locator("#overlay-chips .chip")).to_have_count(3)
+    for run_id in sweep[1:3]:
+        expect(page.locator(f'#overlay-chips a[href="/runs/{run_id}"]')).to_be_visible()
+    expect(page.locator(".overlay-form ~ .notice")).to_contain_text(f"Overlay run {never} skipped")
+    names = page.locator("#plot-loss").evaluate("(el) => el.data.map((t) => t.name)")
+    assert {n.split(" ")[0] for n in names} == {f"#{i}" for i in sweep[:3]}, names
+    # the browser logs the refused requests themselves; nothing else may fail
+    assert all(e.startswith("console: Failed to load resource") for e in tab.errors), tab.errors
+    assert not tab.external, tab.external
+
+
 PROBED = {
     "tags": ["side"],
     "task": {"kind": "digits", "hidden": 16, "train_size": 300},
