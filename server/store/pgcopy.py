@@ -17,7 +17,6 @@ import numpy as np
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, header extension length
 TRAILER = b"\xff\xff"
 _TYPES = {
-    np.dtype(np.bool_): "?",
     np.dtype(np.int32): ">i4",
     np.dtype(np.int64): ">i8",
     np.dtype(np.float64): ">f8",
@@ -32,9 +31,7 @@ class Text:
     labels: Sequence[str]
 
 
-Column = (
-    np.ndarray | Text
-)  # bool -> boolean, int32 -> int4, int64 -> int8, float64 -> float8 (NaN -> NULL)
+Column = np.ndarray | Text  # int32 -> int4, int64 -> int8, float64 -> float8 (NaN -> NULL)
 
 
 def encode(columns: Mapping[str, Column]) -> bytes:

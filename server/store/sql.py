@@ -42,32 +42,36 @@ def copy_upsert(
     columns: Mapping[str, pgcopy.Column],
     exists: np.ndarray,
 ) -> None:
-    """PostgreSQL: rows COPY'd (binary) into ``table``'s staging table, then set-based inserts.
+    """PostgreSQL: rows known to be new COPY'd (binary) straight into ``table``; the others
+    through its staging table and one ``INSERT … ON CONFLICT DO UPDATE``.
 
-    Rows marked in ``exists`` may be stored already and are upserted (``ON CONFLICT … DO
-    UPDATE``: a replayed write replaces itself); the others are known to be absent — the caller
-    holds the run's lock (``begin_write``) — and are inserted plainly, which costs half as much
-    as the upsert's speculative insertion.  Keys must be unique: one statement may not update a
-    row twice.  Two round trips (the COPY, then one string of statements that also empties the
-    staging table, so several writes in one transaction never see each other's rows): on a
-    loaded machine every round trip waits for the database process to be scheduled.
+    Rows marked in ``exists`` may be stored already and are upserted (a replayed write replaces
+    itself); the others are known to be absent — the caller holds the run's lock
+    (``begin_write``) — so they skip both the staging copy and the upsert's speculative
+    insertion: an append, the common case, is one COPY into the table.  Keys must be unique:
+    one statement may not update a row twice.  The upsert's statement also empties the staging
+    table, so several writes in one transaction never see each other's rows.
     """
-    stage = f"_stage_{table}"
     names = ", ".join(columns)
-    updates = ", ".join(f"{name} = excluded.{name}" for name in columns if name not in key)
-    data = pgcopy.encode({**columns, "_exists": exists})
     cursor = connection.connection.cursor()
     try:
-        with cursor.copy(f"COPY {stage} ({names}, _exists) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.write(data)
-        cursor.execute(
-            f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} WHERE NOT _exists; "
-            f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} WHERE _exists "
-            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}; "
-            f"TRUNCATE {stage}"
-        )
+        if not exists.all():
+            _copy(cursor, table, names, {c: pgcopy.take(v, ~exists) for c, v in columns.items()})
+        if exists.any():
+            stage = f"_stage_{table}"
+            _copy(cursor, stage, names, {c: pgcopy.take(v, exists) for c, v in columns.items()})
+            updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+            cursor.execute(
+                f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} "
+                f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}; TRUNCATE {stage}"
+            )
     finally:
         cursor.close()
+
+
+def _copy(cursor, table: str, names: str, columns: Mapping[str, pgcopy.Column]) -> None:  # noqa: ANN001 - a psycopg cursor
+    with cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.write(pgcopy.encode(columns))
 
 
 _RUN_WRITES = 0x0B5  # advisory lock class: metric writes of one run (the object is the run id)
@@ -82,8 +86,7 @@ def begin_write(connection: Connection, run_id: int, tables: Sequence[str]) -> N
     without ``ON CONFLICT`` even if a second worker wrote the same run (a lapsed lease); it
     also keeps two writers from interleaving their pyramid updates.  One round trip."""
     statements = [f"SELECT pg_advisory_xact_lock({_RUN_WRITES}, {int(run_id)})"] + [
-        f"CREATE TEMPORARY TABLE IF NOT EXISTS _stage_{table} "
-        f"(LIKE {table} INCLUDING DEFAULTS, _exists boolean)"
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS _stage_{table} (LIKE {table} INCLUDING DEFAULTS)"
         for table in tables
     ]
     connection.exec_driver_sql("; ".join(statements))
