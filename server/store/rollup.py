@@ -7,6 +7,10 @@ the raw points), so the pyramid is exact even when a resumed run rewrites steps.
 
 Series written together (a run's metrics share their steps) are refreshed together: every
 statement covers all of them, so a flush costs a few statements per level, not per series.
+
+Levels below ``LOWEST`` are not stored: a read computes them from the raw points (at most
+``BASE**LOWEST`` points per bucket), and a write saves their rows — level 1 alone would be three
+quarters of the pyramid, a quarter as many rows as the points themselves.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from server.store.sql import copy_upsert, fetch_all, run
 
 BASE = 4
 MAX_LEVEL = 14  # 4**14 ≈ 2.7e8 steps per bucket at the top
+LOWEST = 2  # the lowest stored level
+_WIDTH = BASE**LOWEST  # steps per bucket of the lowest stored level
 
 
 _FIELDS = ("key", "n", "min_step", "min_value", "max_step", "max_value")
@@ -93,9 +99,9 @@ def _in(names: list[str]) -> str:
 
 def _touched(lo: int, hi: int, last_step: int) -> list[tuple[int, int, int]]:
     """``(level, first bucket, last bucket)`` that a write to steps ``[lo, hi]`` changes, from
-    level 1 up to the level whose bucket 0 holds every series whole."""
-    levels, b_lo, b_hi = [], lo // BASE, hi // BASE
-    for level in range(1, MAX_LEVEL + 1):
+    ``LOWEST`` up to the level whose bucket 0 holds every series whole."""
+    levels, b_lo, b_hi = [], lo // _WIDTH, hi // _WIDTH
+    for level in range(LOWEST, MAX_LEVEL + 1):
         levels.append((level, b_lo, b_hi))
         if last_step // BASE**level == 0:
             break
@@ -140,7 +146,7 @@ def refresh(
     _, b_lo, b_hi = levels[0]
     series, steps, values = batch.series, batch.steps, batch.values
     old_lo, old_hi = stored if stored is not None else (0, -1)
-    read_lo, read_hi = max(b_lo * BASE, old_lo), min((b_hi + 1) * BASE - 1, old_hi)
+    read_lo, read_hi = max(b_lo * _WIDTH, old_lo), min((b_hi + 1) * _WIDTH - 1, old_hi)
     if read_lo <= read_hi:  # earlier points may share a bucket: read them, with the batch's own
         rows = fetch_all(
             connection,
@@ -155,7 +161,7 @@ def refresh(
         values = np.r_[values[outside], np.fromiter((r[2] for r in rows), np.float64)]
     order = np.lexsort((steps, series))
     series, steps, values = series[order], steps[order], values[order]
-    buckets = Buckets.from_points(steps, values, (series << _SHIFT) | (steps // BASE))
+    buckets = Buckets.from_points(steps, values, (series << _SHIFT) | (steps // _WIDTH))
 
     # Stored buckets: at each level below the top, all children of the touched parents; at the
     # top, the touched buckets themselves (to find buckets that a rewrite emptied) — each cut to
@@ -281,6 +287,18 @@ def _read(
 def read_level(
     connection: Connection, *, run_id: int, name: str, level: int, lo: int, hi: int
 ) -> Buckets:
-    """One series' buckets at ``level`` with bucket numbers in ``[lo, hi]`` (key = bucket)."""
-    stored = _read(connection, run_id=run_id, names=[name], ranges=[(level, lo, hi)])
-    return stored.get(level, Buckets.empty())
+    """One series' buckets at ``level`` with bucket numbers in ``[lo, hi]`` (key = bucket);
+    below ``LOWEST``, computed from the raw points."""
+    if level >= LOWEST:
+        stored = _read(connection, run_id=run_id, names=[name], ranges=[(level, lo, hi)])
+        return stored.get(level, Buckets.empty())
+    width = BASE**level
+    rows = fetch_all(
+        connection,
+        "SELECT step, value FROM metrics WHERE run_id = ? AND name = ? AND step >= ? "
+        "AND step <= ? AND value IS NOT NULL ORDER BY step",
+        (run_id, name, lo * width, min((hi + 1) * width - 1, 2**63 - 1)),
+    )
+    steps = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+    values = np.fromiter((r[1] for r in rows), np.float64, len(rows))
+    return Buckets.from_points(steps, values, steps // width)
