@@ -114,6 +114,15 @@ def test_a_replay_after_a_crash_mid_batch_equals_one_clean_write(
     assert state(db_url, crashed) == state(db_url, clean)
 
 
+def test_a_key_repeated_within_one_batch_keeps_its_last_point(db_url: str) -> None:
+    clean, repeated = new_run(db_url), new_run(db_url)
+    write(db_url, clean, points(0, 200))
+    stale = [Point(p.name, p.step, -1.0, 9.0) for p in points(50, 150)]
+    # Stale copies before and among the real points, out of step order.
+    write(db_url, repeated, stale[::-1] + points(100, 200) + stale[:30] + points(0, 100))
+    assert state(db_url, repeated) == state(db_url, clean)
+
+
 def test_nan_is_stored_as_null_and_infinity_survives(db_url: str) -> None:
     run_id = new_run(db_url)
     write(db_url, run_id, points(0, 100))
