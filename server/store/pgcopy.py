@@ -50,6 +50,19 @@ def encode(columns: Mapping[str, Column]) -> bytes:
     return SIGNATURE + b"".join(parts) + TRAILER
 
 
+def as_tuples(columns: Mapping[str, Column]) -> list[tuple]:
+    """The rows as Python tuples for a driver's executemany (text decoded, NaN as None)."""
+    lists = []
+    for column in columns.values():
+        if isinstance(column, Text):
+            lists.append([column.labels[i] for i in column.codes.tolist()])
+        elif column.dtype.kind == "f":
+            lists.append([None if v != v else v for v in column.tolist()])  # NaN != NaN
+        else:
+            lists.append(column.tolist())
+    return list(zip(*lists, strict=True))
+
+
 def take(column: Column, rows: np.ndarray) -> Column:
     """The rows of ``column`` selected by an index or a mask."""
     if isinstance(column, Text):

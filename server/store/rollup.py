@@ -239,11 +239,7 @@ def _upsert(
             exists=np.concatenate([stored for _, _, stored in levels]),
         )
     else:
-        lists = [
-            c.codes.tolist() if isinstance(c, pgcopy.Text) else c.tolist() for c in columns.values()
-        ]
-        lists[1] = [names[i] for i in lists[1]]
-        connection.exec_driver_sql(_SQLITE_UPSERT, list(zip(*lists, strict=True)))
+        connection.exec_driver_sql(_SQLITE_UPSERT, pgcopy.as_tuples(columns))
 
 
 def _read(

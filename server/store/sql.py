@@ -34,6 +34,9 @@ def fetch_all(connection: Connection, sql: str, params: tuple) -> list[tuple]:
         cursor.close()
 
 
+_FEW = 100  # upserted rows up to which one pipelined executemany beats staging's 3 round trips
+
+
 def copy_upsert(
     connection: Connection,
     *,
@@ -43,27 +46,36 @@ def copy_upsert(
     exists: np.ndarray,
 ) -> None:
     """PostgreSQL: rows known to be new COPY'd (binary) straight into ``table``; the others
-    through its staging table and one ``INSERT … ON CONFLICT DO UPDATE``.
+    upserted (``INSERT … ON CONFLICT DO UPDATE``).
 
     Rows marked in ``exists`` may be stored already and are upserted (a replayed write replaces
     itself); the others are known to be absent — the caller holds the run's lock
-    (``begin_write``) — so they skip both the staging copy and the upsert's speculative
-    insertion: an append, the common case, is one COPY into the table.  Keys must be unique:
-    one statement may not update a row twice.  The upsert's statement also empties the staging
-    table, so several writes in one transaction never see each other's rows.
+    (``begin_write``) — so they skip the upsert's speculative insertion: an append, the common
+    case, is one COPY into the table.  Upserted rows go by one executemany when they are few
+    (the pyramid's top buckets on an append), else by COPY into the table's staging table and
+    one set-based statement, which also empties it, so several writes in one transaction never
+    see each other's rows.  Keys must be unique: one statement may not update a row twice.
+    Every round trip counts: on a loaded machine each waits for the database process.
     """
     names = ", ".join(columns)
+    conflict = f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET " + ", ".join(
+        f"{c} = excluded.{c}" for c in columns if c not in key
+    )
     cursor = connection.connection.cursor()
     try:
         if not exists.all():
             _copy(cursor, table, names, {c: pgcopy.take(v, ~exists) for c, v in columns.items()})
-        if exists.any():
+        stored = {c: pgcopy.take(v, exists) for c, v in columns.items()}
+        if 0 < exists.sum() <= _FEW:
+            marks = ", ".join(["%s"] * len(columns))
+            sql = f"INSERT INTO {table} ({names}) VALUES ({marks}) {conflict}"
+            cursor.executemany(sql, pgcopy.as_tuples(stored))
+        elif exists.any():
             stage = f"_stage_{table}"
-            _copy(cursor, stage, names, {c: pgcopy.take(v, exists) for c, v in columns.items()})
-            updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+            _copy(cursor, stage, names, stored)
             cursor.execute(
-                f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} "
-                f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}; TRUNCATE {stage}"
+                f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} {conflict}; "
+                f"TRUNCATE {stage}"
             )
     finally:
         cursor.close()
