@@ -75,9 +75,9 @@ def write_points(connection: Connection, *, run_id: int, points: Iterable[Point]
     names, series, steps, values, walls = _columns(points)
     count = len(steps)
     if connection.dialect.name == "postgresql":
-        # The run's lock first: the step ranges read next stay true until commit.
-        begin_write(connection, run_id, ("metrics", "metric_buckets"))
-        before = _stored_ranges(connection, run_id, names)
+        # The run's lock first: the step ranges read with it stay true until commit.
+        tables = ("metrics", "metric_buckets")
+        before = _ranges(begin_write(connection, run_id, tables, *_ranges_query(run_id, names)))
         old_lo = np.array([before.get(n, (1, 0))[0] for n in names], np.int64)[series]
         old_hi = np.array([before.get(n, (1, 0))[1] for n in names], np.int64)[series]
         copy_upsert(  # points outside a series' stored step range are new
@@ -100,7 +100,7 @@ def write_points(connection: Connection, *, run_id: int, points: Iterable[Point]
         label = [names[i] for i in series.tolist()]
         rows = zip(repeat(run_id), label, steps.tolist(), values.tolist(), walls.tolist())
         connection.exec_driver_sql(_SQLITE_UPSERT, list(rows))
-        before = _stored_ranges(connection, run_id, names)
+        before = _ranges(fetch_all(connection, *_ranges_query(run_id, names)))
 
     starts = np.flatnonzero(np.r_[True, series[1:] != series[:-1]])
     ends = np.r_[starts[1:], len(series)] - 1
@@ -167,17 +167,18 @@ def _columns(
     return names, series[last], steps[last], values[keep], walls[keep]
 
 
-def _stored_ranges(connection: Connection, run_id: int, names: list[str]) -> dict:
+def _ranges_query(run_id: int, names: list[str]) -> tuple[str, tuple]:
+    """The query of the series' stored step ranges, for ``_ranges``."""
+    return (
+        "SELECT name, first_step, last_step FROM series "
+        f"WHERE run_id = ? AND name IN ({', '.join('?' * len(names))})",
+        (run_id, *names),
+    )
+
+
+def _ranges(rows: list[tuple]) -> dict[str, tuple[int, int]]:
     """``name -> (first_step, last_step)`` of the series' summaries (absent: never written)."""
-    return {
-        name: (first, last)
-        for name, first, last in fetch_all(
-            connection,
-            "SELECT name, first_step, last_step FROM series "
-            f"WHERE run_id = ? AND name IN ({', '.join('?' * len(names))})",
-            (run_id, *names),
-        )
-    }
+    return {name: (first, last) for name, first, last in rows}
 
 
 def list_series(session: Session, *, run_id: int) -> list[Series]:

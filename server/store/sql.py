@@ -89,16 +89,29 @@ def _copy(cursor, table: str, names: str, columns: Mapping[str, pgcopy.Column]) 
 _RUN_WRITES = 0x0B5  # advisory lock class: metric writes of one run (the object is the run id)
 
 
-def begin_write(connection: Connection, run_id: int, tables: Sequence[str]) -> None:
-    """PostgreSQL: lock the run's metric writes until the transaction ends, and make sure the
-    connection has a staging table for each of ``tables`` (for ``copy_upsert``).
+def begin_write(
+    connection: Connection, run_id: int, tables: Sequence[str], query: str, params: tuple
+) -> list[tuple]:
+    """PostgreSQL: lock the run's metric writes until the transaction ends, make sure the
+    connection has a staging table for each of ``tables`` (for ``copy_upsert``), and return
+    the rows of ``query`` (``?`` placeholders) read under the lock — in one round trip, through
+    psycopg's pipeline mode.
 
     Held, the lock keeps what a writer read of the series (their step ranges, the pyramid's
     stored buckets) true until it commits, so rows outside those ranges can be inserted
     without ``ON CONFLICT`` even if a second worker wrote the same run (a lapsed lease); it
-    also keeps two writers from interleaving their pyramid updates.  One round trip."""
+    also keeps two writers from interleaving their pyramid updates."""
     statements = [f"SELECT pg_advisory_xact_lock({_RUN_WRITES}, {int(run_id)})"] + [
         f"CREATE TEMPORARY TABLE IF NOT EXISTS _stage_{table} (LIKE {table} INCLUDING DEFAULTS)"
         for table in tables
     ]
-    connection.exec_driver_sql("; ".join(statements))
+    driver = connection.connection.driver_connection
+    cursor = driver.cursor()
+    try:
+        with driver.pipeline():
+            for statement in statements:
+                cursor.execute(statement)
+            cursor.execute(query.replace("?", "%s"), params)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
