@@ -22,7 +22,7 @@ import numpy as np
 from sqlalchemy import Connection
 
 from server.store import pgcopy
-from server.store.sql import copy_upsert, fetch_all, run
+from server.store.sql import copy_upsert, fetch_all, fetch_many, run
 
 BASE = 4
 MAX_LEVEL = 14  # 4**14 ≈ 2.7e8 steps per bucket at the top
@@ -140,29 +140,15 @@ def refresh(
     reach is read back — the raw points and stored buckets inside ``stored`` — so an append
     reads a bucket or so per level, while a replay over old steps reads what it overlaps: a
     flush costs at most four statements whatever the number of series and levels (the raw
-    points, the stored buckets of every level in one read, one upsert, and rarely a delete).
+    points and the stored buckets of every level, read in one round trip on PostgreSQL, one
+    upsert, and rarely a delete).
     """
     levels = _touched(lo, hi, last_step)
     _, b_lo, b_hi = levels[0]
     series, steps, values = batch.series, batch.steps, batch.values
     old_lo, old_hi = stored if stored is not None else (0, -1)
+    # Earlier points may share the lowest level's buckets: read them, with the batch's own.
     read_lo, read_hi = max(b_lo * _WIDTH, old_lo), min((b_hi + 1) * _WIDTH - 1, old_hi)
-    if read_lo <= read_hi:  # earlier points may share a bucket: read them, with the batch's own
-        rows = fetch_all(
-            connection,
-            f"SELECT name, step, value FROM metrics WHERE run_id = ? AND {_in(names)} "
-            "AND step >= ? AND step <= ? AND value IS NOT NULL",
-            (run_id, *names, read_lo, read_hi),
-        )
-        index = {name: i for i, name in enumerate(names)}
-        outside = (steps < read_lo) | (steps > read_hi)
-        series = np.r_[series[outside], np.fromiter((index[r[0]] for r in rows), np.int64)]
-        steps = np.r_[steps[outside], np.fromiter((r[1] for r in rows), np.int64)]
-        values = np.r_[values[outside], np.fromiter((r[2] for r in rows), np.float64)]
-    order = np.lexsort((steps, series))
-    series, steps, values = series[order], steps[order], values[order]
-    buckets = Buckets.from_points(steps, values, (series << _SHIFT) | (steps // _WIDTH))
-
     # Stored buckets: at each level below the top, all children of the touched parents; at the
     # top, the touched buckets themselves (to find buckets that a rewrite emptied) — each cut to
     # the buckets that the earlier points can occupy.
@@ -175,9 +161,29 @@ def refresh(
         for level, r_lo, r_hi in reads
         if stored is not None
     ]
-    old_buckets = _read(
-        connection, run_id=run_id, names=names, ranges=[r for r in reads if r[1] <= r[2]]
-    )
+    reads = [r for r in reads if r[1] <= r[2]]
+    queries = [_read_query(run_id, names, reads)] if reads else []
+    if read_lo <= read_hi:
+        queries.append(
+            (
+                f"SELECT name, step, value FROM metrics WHERE run_id = ? AND {_in(names)} "
+                "AND step >= ? AND step <= ? AND value IS NOT NULL",
+                (run_id, *names, read_lo, read_hi),
+            )
+        )
+    results = fetch_many(connection, queries)  # one round trip on PostgreSQL
+    old_buckets = _parse(results[0], names) if reads else {}
+    if read_lo <= read_hi:
+        rows = results[-1]
+        index = {name: i for i, name in enumerate(names)}
+        outside = (steps < read_lo) | (steps > read_hi)
+        series = np.r_[series[outside], np.fromiter((index[r[0]] for r in rows), np.int64)]
+        steps = np.r_[steps[outside], np.fromiter((r[1] for r in rows), np.int64)]
+        values = np.r_[values[outside], np.fromiter((r[2] for r in rows), np.float64)]
+    order = np.lexsort((steps, series))
+    series, steps, values = series[order], steps[order], values[order]
+    buckets = Buckets.from_points(steps, values, (series << _SHIFT) | (steps // _WIDTH))
+
     fresh, stale = [], []
     for level, b_lo, b_hi in levels:
         old = old_buckets.get(level, Buckets.empty())
@@ -242,26 +248,20 @@ def _upsert(
         connection.exec_driver_sql(_SQLITE_UPSERT, pgcopy.as_tuples(columns))
 
 
-def _read(
-    connection: Connection,
-    *,
-    run_id: int,
-    names: list[str],
-    ranges: list[tuple[int, int, int]],
-) -> dict[int, Buckets]:
-    """Stored buckets of several series at several ``(level, first, last bucket)`` ranges, per
-    level, keyed ``series index << 40 | bucket`` (names sorted).  One statement: a UNION ALL of
-    one index range scan per level."""
-    if not ranges:
-        return {}
+def _read_query(run_id: int, names: list[str], ranges: list[tuple[int, int, int]]) -> tuple:
+    """The stored buckets of several series at several ``(level, first, last bucket)`` ranges:
+    one statement, a UNION ALL of one index range scan per level (rows for ``_parse``)."""
     select = (
         "SELECT level, name, bucket, n, min_step, min_value, max_step, max_value "
         f"FROM metric_buckets WHERE run_id = ? AND {_in(names)} AND level = ? "
         "AND bucket >= ? AND bucket <= ?"
     )
     sql = " UNION ALL ".join([select] * len(ranges)) + " ORDER BY 1, 2, 3"
-    params = [p for level, lo, hi in ranges for p in (run_id, *names, level, lo, hi)]
-    rows = fetch_all(connection, sql, tuple(params))
+    return sql, tuple(p for level, lo, hi in ranges for p in (run_id, *names, level, lo, hi))
+
+
+def _parse(rows: list[tuple], names: list[str]) -> dict[int, Buckets]:
+    """Rows of ``_read_query`` per level, keyed ``series index << 40 | bucket`` (names sorted)."""
     index = {name: i for i, name in enumerate(names)}
     result = {}
     for level, group in itertools.groupby(rows, key=lambda r: r[0]):
@@ -286,8 +286,8 @@ def read_level(
     """One series' buckets at ``level`` with bucket numbers in ``[lo, hi]`` (key = bucket);
     below ``LOWEST``, computed from the raw points."""
     if level >= LOWEST:
-        stored = _read(connection, run_id=run_id, names=[name], ranges=[(level, lo, hi)])
-        return stored.get(level, Buckets.empty())
+        rows = fetch_all(connection, *_read_query(run_id, [name], [(level, lo, hi)]))
+        return _parse(rows, [name]).get(level, Buckets.empty())
     width = BASE**level
     rows = fetch_all(
         connection,

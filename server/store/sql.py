@@ -37,6 +37,31 @@ def fetch_all(connection: Connection, sql: str, params: tuple) -> list[tuple]:
 _FEW = 100  # upserted rows up to which one pipelined executemany beats staging's 3 round trips
 
 
+def fetch_many(
+    connection: Connection, queries: Sequence[tuple[str, tuple]], first: Sequence[str] = ()
+) -> list[list[tuple]]:
+    """The rows of each ``(query, params)`` (``?`` placeholders), after the statements
+    ``first`` (no parameters, rows ignored).  On PostgreSQL all of it is one round trip,
+    through psycopg's pipeline mode: on a loaded machine each round trip waits for the
+    database process to be scheduled."""
+    if connection.dialect.name != "postgresql":
+        for statement in first:
+            connection.exec_driver_sql(statement)
+        return [fetch_all(connection, query, params) for query, params in queries]
+    driver = connection.connection.driver_connection
+    cursors = [driver.cursor() for _ in range(len(queries) + 1)]
+    try:
+        with driver.pipeline():
+            for statement in first:
+                cursors[-1].execute(statement)
+            for cursor, (query, params) in zip(cursors, queries, strict=False):
+                cursor.execute(query.replace("?", "%s"), params)
+        return [cursor.fetchall() for cursor in cursors[:-1]]
+    finally:
+        for cursor in cursors:
+            cursor.close()
+
+
 def copy_upsert(
     connection: Connection,
     *,
@@ -94,8 +119,7 @@ def begin_write(
 ) -> list[tuple]:
     """PostgreSQL: lock the run's metric writes until the transaction ends, make sure the
     connection has a staging table for each of ``tables`` (for ``copy_upsert``), and return
-    the rows of ``query`` (``?`` placeholders) read under the lock — in one round trip, through
-    psycopg's pipeline mode.
+    the rows of ``query`` (``?`` placeholders) read under the lock — in one round trip.
 
     Held, the lock keeps what a writer read of the series (their step ranges, the pyramid's
     stored buckets) true until it commits, so rows outside those ranges can be inserted
@@ -105,13 +129,4 @@ def begin_write(
         f"CREATE TEMPORARY TABLE IF NOT EXISTS _stage_{table} (LIKE {table} INCLUDING DEFAULTS)"
         for table in tables
     ]
-    driver = connection.connection.driver_connection
-    cursor = driver.cursor()
-    try:
-        with driver.pipeline():
-            for statement in statements:
-                cursor.execute(statement)
-            cursor.execute(query.replace("?", "%s"), params)
-        return cursor.fetchall()
-    finally:
-        cursor.close()
+    return fetch_many(connection, [(query, params)], first=statements)[0]
