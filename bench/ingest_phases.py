@@ -55,16 +55,20 @@ def timing(label: Callable[..., str], fn: Callable) -> Callable:
 def instrument() -> None:
     """Time the helpers ``write_points`` calls (module attributes, looked up at each call)."""
     sql._copy = timing(lambda _cursor, table, *_: f"COPY {table}", sql._copy)
-    for module in (metrics, rollup):
-        module.fetch_all = timing(lambda *_, m=module.__name__: f"reads ({m})", module.fetch_all)
+    metrics.fetch_all = timing(lambda *_: "stored ranges (SQLite)", metrics.fetch_all)
+    rollup.fetch_many = timing(lambda *_: "pyramid reads", rollup.fetch_many)
     metrics.begin_write = timing(
         lambda *_: "run lock, staging tables, stored ranges", metrics.begin_write
     )
     metrics._columns = timing(lambda *_: "building the columns", metrics._columns)
     rollup.refresh = timing(lambda *_: "pyramid, all of it", rollup.refresh)
-    Connection.exec_driver_sql = timing(
-        lambda _self, statement, *_: " ".join(statement.split()[:3]), Connection.exec_driver_sql
-    )
+    Connection.exec_driver_sql = timing(statement_label, Connection.exec_driver_sql)
+
+
+def statement_label(_connection: Connection, statement: str, *_: object) -> str:
+    """``INSERT INTO <table>`` for the write statements, one label for all others."""
+    words = statement.split()[:3]
+    return " ".join(words) if words[0] == "INSERT" else "other statements"
 
 
 def phases(backend: str, rounds: int) -> None:
