@@ -13,6 +13,10 @@ process times round-robin (medians of ``--repeats``, process CPU time, one threa
 * the steps between them, each adding one thing the surface does per point: ``functional_call``
   with the point's parameters precomputed (parameter swapping), then the parameters computed per
   point from the directions (direction arithmetic), then the loss and accuracy accumulation;
+* with ``--resnet-side``, the same for a CIFAR-style ResNet-18 on 64 random 32 x 32 images (a
+  small plane: a point costs about a training step);
+* per layer of the digits CNN, the time of one forward of that layer on its input (best of 30)
+  and the rate it reaches: where the floor itself goes;
 * the **FLOP floor**: the grid's convolution and matmul FLOPs (``FlopCounterMode``) over this
   CPU's 1024^2 SGEMM rate, measured in the same run (the floor ``docs/benchmarks-landscape.md``
   used before), and the rate the forward-pass floor actually reaches.
@@ -36,7 +40,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench.models import digits, train_digits_cnn
+from bench.models import digits, resnet18, train_digits_cnn
 from worker.probes.directions import random_direction
 from worker.probes.landscape import surface
 from worker.probes.stacked import channels_last_pooling
@@ -64,9 +68,35 @@ def forward_flops(model: nn.Module, x: Tensor) -> int:
     return counter.get_total_flops()
 
 
-def variants(model: nn.Module, x: Tensor, y: Tensor) -> dict[str, Callable[[], object]]:
-    """The surface and the steps from the floor up to it, each over the same 31 x 31 points."""
-    coords = np.linspace(-1.0, 1.0, SIDE)
+def layer_table(model: nn.Module, x: Tensor, repeats: int = 30) -> None:
+    """ms per point and GFLOP/s of each leaf module of the floor's pass, on its captured input
+    (max pooling fed channels-last, as the CPU path does)."""
+    inputs: dict[str, Tensor] = {}
+    leaves = {n: m for n, m in model.named_modules() if not list(m.children())}
+    handles = [
+        m.register_forward_pre_hook(lambda _m, a, n=n: inputs.__setitem__(n, a[0]))
+        for n, m in leaves.items()
+    ]
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    print("\n| layer | input shape | ms per point | GFLOP/s |\n|---|---|---|---|")
+    for name, module in leaves.items():
+        a = inputs[name]
+        if isinstance(module, nn.MaxPool2d):
+            a = a.contiguous(memory_format=torch.channels_last)
+        with torch.no_grad():
+            module(a)
+            t = min(cpu_seconds(lambda m=module, a=a: m(a)) for _ in range(repeats))
+            flops = forward_flops(module, a)
+        rate = f"{flops / t / 1e9:.1f}" if flops else "-"
+        print(f"| {name} ({type(module).__name__}) | {tuple(a.shape)} | {1e3 * t:.3f} | {rate} |")
+
+
+def variants(model: nn.Module, x: Tensor, y: Tensor, side: int) -> dict[str, Callable[[], object]]:
+    """The surface and the steps from the floor up to it, each over the same side^2 points."""
+    coords = np.linspace(-1.0, 1.0, side)
     grid = [(float(a), float(b)) for a in coords for b in coords]
     theta = {n: p.detach() for n, p in model.named_parameters()}
     gen = torch.Generator().manual_seed(1)
@@ -116,11 +146,10 @@ def variants(model: nn.Module, x: Tensor, y: Tensor) -> dict[str, Callable[[], o
     }
 
 
-def case(channels: int, n_eval: int, repeats: int, rate: float) -> None:
-    train_x, train_y, eval_x, eval_y = digits()
-    model = train_digits_cnn(train_x, train_y, channels)
-    x, y = eval_x[:n_eval], eval_y[:n_eval]
-    runs = variants(model, x, y)
+def case(
+    title: str, model: nn.Module, x: Tensor, y: Tensor, side: int, repeats: int, rate: float
+) -> None:
+    runs = variants(model.eval(), x, y, side)
     for run in runs.values():  # warm-up
         run()
     seconds: dict[str, list[float]] = {name: [] for name in runs}
@@ -129,15 +158,15 @@ def case(channels: int, n_eval: int, repeats: int, rate: float) -> None:
             seconds[name].append(cpu_seconds(run))
     median = {name: statistics.median(t) for name, t in seconds.items()}
     floor = min(median["plain (model(x), its own layout)"], median["pool channels-last"])
-    flops = forward_flops(model, x) * SIDE * SIDE
+    flops = forward_flops(model, x) * side * side
     flop_floor = flops / rate
     ours = median["surface (the probe)"]
-    print(f"\n## DigitsCNN({channels}), {n_eval} images, {SIDE}x{SIDE} plane\n")
+    print(f"\n## {title}, {len(y)} images, {side}x{side} plane\n")
     print("| variant | CPU s | ms per point | vs forward-pass floor | vs FLOP floor |")
     print("|---|---|---|---|---|")
     for name, t in median.items():
         print(
-            f"| {name} | {t:.2f} | {1e3 * t / SIDE**2:.3f} | {t / floor:.2f}x "
+            f"| {name} | {t:.2f} | {1e3 * t / side**2:.3f} | {t / floor:.2f}x "
             f"| {t / flop_floor:.2f}x |"
         )
     print(
@@ -155,13 +184,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--eval", type=int, default=512, help="evaluation images")
     parser.add_argument("--repeats", type=int, default=5, help="round-robin runs (medians)")
+    parser.add_argument(
+        "--resnet-side", type=int, default=0, help="ResNet-18 plane side on 64 images (0: skip)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     rate = matmul_rate()
     print(f"torch {torch.__version__}, 1 thread; medians of {args.repeats} round-robin runs")
     print(f"- SGEMM rate (1024^2, best of 20, process CPU time): {rate / 1e9:.1f} GFLOP/s")
+    train_x, train_y, eval_x, eval_y = digits()
     for channels in (8, 16):
-        case(channels, args.eval, args.repeats, rate)
+        model = train_digits_cnn(train_x, train_y, channels)
+        x, y = eval_x[: args.eval], eval_y[: args.eval]
+        case(f"DigitsCNN({channels})", model, x, y, SIDE, args.repeats, rate)
+        layer_table(model, x)
+    if args.resnet_side:
+        torch.manual_seed(0)
+        x, y = torch.randn(64, 3, 32, 32), torch.randint(0, 10, (64,))
+        title = "ResNet-18 (CIFAR stem, 11.2 M parameters, random weights)"
+        case(title, resnet18(), x, y, args.resnet_side, args.repeats, rate)
 
 
 if __name__ == "__main__":
