@@ -103,7 +103,9 @@ class _Refiner:
 
     def g(self, i: int, j: int) -> float:
         v = self.raw[i, j]
-        return float(np.log(v)) if self.log_scale else float(v)
+        if not self.log_scale:
+            return float(v)
+        return float(np.log(v)) if v > 0 else -np.inf  # NaN stays NaN: an unknown error
 
     def run(self, points: list[tuple[int, int]]) -> None:
         new = list(dict.fromkeys(p for p in points if np.isnan(self.raw[p])))
@@ -116,6 +118,58 @@ class _Refiner:
             self.raw[p] = v
         self.order.extend(new)
         self.rounds += 1
+
+    def coarse_cells(self, lattice: np.ndarray) -> list[tuple[float, Cell]]:
+        """Heap of the coarse lattice's splittable cells keyed by minus their estimated error,
+        which also decides the scale (log when every coarse value is positive and finite)."""
+        values = self.raw[np.ix_(lattice, lattice)]
+        self.log_scale = bool((values > 0).all() and np.isfinite(values).all())
+        estimate = _second_differences(np.log(values) if self.log_scale else values) / 8
+        heap = []
+        for a in range(len(lattice) - 1):
+            for b in range(len(lattice) - 1):
+                cell = (int(lattice[a]), int(lattice[a + 1]), int(lattice[b]), int(lattice[b + 1]))
+                if self.worth_splitting(cell):
+                    heap.append((-_finite(estimate[a : a + 2, b : b + 2].max()), cell))
+        heapq.heapify(heap)
+        return heap
+
+    def next_round(self, heap: list[tuple[float, Cell]], room: int) -> list[Cell]:
+        """Pop the cells with the largest estimates until ``room`` new points are due (at least
+        one cell), and evaluate those points in one call."""
+        chosen: list[Cell] = []
+        due: set[tuple[int, int]] = set()
+        while heap and len(due) < room:
+            points, _ = _split(heap[0][1])
+            fresh = {p for p in points if np.isnan(self.raw[p])} - due
+            if due and len(due) + len(fresh) > room:
+                break
+            chosen.append(heapq.heappop(heap)[1])
+            due |= fresh
+        self.run(sorted(due))
+        return chosen
+
+    def split_estimates(self, cell: Cell) -> list[tuple[Cell, float]]:
+        """A split cell's splittable children with their estimates: the largest surplus (the
+        parent's measured error) at each child's new corners, over 4."""
+        points, children = _split(cell)
+        surplus = {p: abs(self.g(*p) - self.bilinear(cell, *p)) for p in points}
+        out = []
+        for child in filter(self.worth_splitting, children):
+            inside = [
+                v
+                for (i, j), v in surplus.items()
+                if child[0] <= i <= child[1] and child[2] <= j <= child[3]
+            ]
+            out.append((child, _finite(max(inside) / 4)))
+        return out
+
+    def worth_splitting(self, cell: Cell) -> bool:
+        """Wider than one index, and not wholly where the loss is non-finite (a diverged region:
+        nothing there to interpolate)."""
+        i0, i1, j0, j1 = cell
+        corners = self.raw[[i0, i0, i1, i1], [j0, j1, j0, j1]]
+        return _splittable(cell) and bool(np.isfinite(corners).any())
 
     def bilinear(self, cell: Cell, i: int, j: int) -> float:
         i0, i1, j0, j1 = cell
@@ -145,6 +199,11 @@ def _split(cell: Cell) -> tuple[list[tuple[int, int]], list[Cell]]:
 
 def _splittable(cell: Cell) -> bool:
     return cell[1] - cell[0] >= 2 or cell[3] - cell[2] >= 2
+
+
+def _finite(error: float) -> float:
+    """An error estimate as a finite float: NaN or infinity (a non-finite loss) as the largest."""
+    return float(np.nan_to_num(error, nan=np.finfo(np.float64).max))
 
 
 def refine_grid(
@@ -178,42 +237,13 @@ def refine_grid(
     lattice = coarse_indices(n, coarse)
     refiner = _Refiner(evaluate, n, int(budget * n * n))
     refiner.run([(int(i), int(j)) for i in lattice for j in lattice] + list(required))
-    values = refiner.raw[np.ix_(lattice, lattice)]
-    refiner.log_scale = bool((values > 0).all() and np.isfinite(values).all())
-    g = np.log(values) if refiner.log_scale else values
-    estimate = _second_differences(g) / 8
-    heap: list[tuple[float, Cell]] = []
-    for a in range(len(lattice) - 1):
-        for b in range(len(lattice) - 1):
-            cell = (int(lattice[a]), int(lattice[a + 1]), int(lattice[b]), int(lattice[b + 1]))
-            error = float(np.nan_to_num(estimate[a : a + 2, b : b + 2].max(), nan=np.inf))
-            if _splittable(cell):
-                heap.append((-error, cell))
-    heapq.heapify(heap)
-    while heap and len(refiner.order) < refiner.budget:
-        room = min(batch, refiner.budget - len(refiner.order))
-        chosen: list[Cell] = []
-        due: set[tuple[int, int]] = set()
-        while heap and len(due) < room:
-            _, cell = heap[0]
-            points, _ = _split(cell)
-            fresh = {p for p in points if np.isnan(refiner.raw[p])} - due
-            if due and len(due) + len(fresh) > room:
-                break
-            heapq.heappop(heap)
-            chosen.append(cell)
-            due |= fresh
-        refiner.run(sorted(due))
-        for cell in chosen:
-            points, children = _split(cell)
-            surplus = {p: abs(refiner.g(*p) - refiner.bilinear(cell, *p)) for p in points}
-            for child in children:
-                if not _splittable(child):
-                    continue
-                corners = [p for p in surplus if child[0] <= p[0] <= child[1]]
-                corners = [p for p in corners if child[2] <= p[1] <= child[3]]
-                error = max(surplus[p] for p in corners) / 4
-                heapq.heappush(heap, (-float(np.nan_to_num(error, nan=np.inf)), child))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # inf/NaN losses
+        heap = refiner.coarse_cells(lattice)
+        while heap and len(refiner.order) < refiner.budget:
+            chosen = refiner.next_round(heap, min(batch, refiner.budget - len(refiner.order)))
+            for cell in chosen:
+                for child, error in refiner.split_estimates(cell):
+                    heapq.heappush(heap, (-error, child))
     indices = np.asarray(refiner.order, dtype=int)
     evaluated = refiner.raw[indices[:, 0], indices[:, 1]]
     surface = interpolate_points(indices, evaluated, n, log_scale=refiner.log_scale)
@@ -229,11 +259,12 @@ def interpolate_points(
     ``log(values)`` when ``log_scale``. The points must include the grid's four corners.
     """
     values = np.asarray(values, dtype=np.float64)
-    finite = np.isfinite(values)
-    g = np.log(values[finite]) if log_scale else values[finite]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g = np.log(values) if log_scale else values
+    finite = np.isfinite(g)  # non-finite losses (and log of 0) are kept, not interpolated from
     points = np.asarray(indices, dtype=np.float64)[finite]
     ii, jj = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
-    out = CloughTocher2DInterpolator(points, g)(ii, jj)
+    out = CloughTocher2DInterpolator(points, g[finite])(ii, jj)
     out = np.exp(out) if log_scale else out
     out[indices[:, 0], indices[:, 1]] = values  # exact where evaluated (NaN/inf kept as found)
     return out
