@@ -94,9 +94,13 @@ def _second_differences(g: np.ndarray) -> np.ndarray:
 
 
 class _Refiner:
+    """The state of one refinement: the values found so far (``raw``, where ``known``), their
+    evaluation order, and the cells' error estimates (:func:`refine_grid` drives it)."""
+
     def __init__(self, evaluate: Evaluate, n: int, budget_points: int) -> None:
         self.evaluate, self.n, self.budget = evaluate, n, budget_points
         self.raw = np.full((n, n), np.nan)
+        self.known = np.zeros((n, n), dtype=bool)  # a NaN loss is a value, not a gap
         self.order: list[tuple[int, int]] = []
         self.rounds = 0
         self.log_scale = False
@@ -108,7 +112,7 @@ class _Refiner:
         return float(np.log(v)) if v > 0 else -np.inf  # NaN stays NaN: an unknown error
 
     def run(self, points: list[tuple[int, int]]) -> None:
-        new = list(dict.fromkeys(p for p in points if np.isnan(self.raw[p])))
+        new = list(dict.fromkeys(p for p in points if not self.known[p]))
         if not new:
             return
         values = np.asarray(self.evaluate(np.asarray(new, dtype=int)), dtype=np.float64)
@@ -116,6 +120,7 @@ class _Refiner:
             raise ValueError(f"evaluate returned shape {values.shape}, expected ({len(new)},)")
         for p, v in zip(new, values, strict=True):
             self.raw[p] = v
+            self.known[p] = True
         self.order.extend(new)
         self.rounds += 1
 
@@ -141,7 +146,7 @@ class _Refiner:
         due: set[tuple[int, int]] = set()
         while heap and len(due) < room:
             points, _ = _split(heap[0][1])
-            fresh = {p for p in points if np.isnan(self.raw[p])} - due
+            fresh = {p for p in points if not self.known[p]} - due
             if due and len(due) + len(fresh) > room:
                 break
             chosen.append(heapq.heappop(heap)[1])
