@@ -15,7 +15,13 @@ from torch import nn
 
 from tests.probes.reference import digits, mlp, train
 from worker.probes.landscape import surface
-from worker.probes.refine import contour_error, contour_levels, interpolate_points, refine_grid
+from worker.probes.refine import (
+    contour_error,
+    contour_levels,
+    interpolate_points,
+    refine_grid,
+    round_points,
+)
 
 N = 51
 COORDS = np.linspace(-1.0, 1.0, N)
@@ -144,3 +150,9 @@ def test_refine_rejects_bad_arguments() -> None:
     model, data = mlp(dtype=torch.float32), digits(16, dtype=torch.float32)
     with pytest.raises(ValueError, match="two directions"):
         surface(model, nn.functional.cross_entropy, data, ["random"], COORDS, refine=(13, 0.4))
+
+
+def test_rounds_fill_an_accelerators_passes_but_leave_room_to_steer() -> None:
+    assert round_points(N, BUDGET, 1) == 64  # a CPU: one point per pass, rounds of 64
+    assert round_points(N, BUDGET, 100) == 100
+    assert round_points(N, BUDGET, 10_000) == int(BUDGET * N * N) // 8  # at least 8 rounds

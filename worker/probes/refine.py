@@ -50,12 +50,14 @@ __all__ = [
     "evaluate_refined",
     "interpolate_points",
     "refine_grid",
+    "round_points",
 ]
 
 Cell = tuple[int, int, int, int]  # (i0, i1, j0, j1), corners at i0/i1 along axis 0, j0/j1 axis 1
 Evaluate = Callable[[np.ndarray], np.ndarray]
 CONTOUR_LEVELS = 15  # plotly's default number of automatic contours
 ROUND_POINTS = 64  # new points per refinement round at least (a CPU evaluates one per pass)
+MIN_ROUNDS = 8  # a round holds at most 1/8 of the budget: the surpluses steer the later rounds
 
 
 @dataclass(frozen=True, eq=False)
@@ -351,6 +353,11 @@ def contour_error(
     return ContourError(float(np.mean(means)), float(np.max(maxima)))
 
 
+def round_points(n: int, budget: float, per_pass: int) -> int:
+    """New points per refinement round for an ``n x n`` grid evaluated ``per_pass`` at a time."""
+    return max(ROUND_POINTS, min(per_pass, int(budget * n * n) // MIN_ROUNDS))
+
+
 def evaluate_refined(
     evaluator: PointEvaluator,
     coords: np.ndarray,
@@ -362,10 +369,11 @@ def evaluate_refined(
     """A refined ``coords x coords`` surface of ``evaluator``: loss, accuracy and the refinement.
 
     Each round's points go through :func:`~worker.probes.stacked.evaluate_points` in passes of
-    ``per_pass``; a round holds ``max(ROUND_POINTS, per_pass)`` new points, so an accelerator's
-    passes stay full. The grid's centre and its four neighbours are always evaluated (the
-    centre loss and the curvature at the centre are then exact). The accuracy is interpolated
-    (linearly in value) from the same points.
+    ``per_pass``; a round holds ``max(ROUND_POINTS, min(per_pass, budget points / MIN_ROUNDS))``
+    new points: full passes on an accelerator, but never so few rounds that the measured
+    surpluses cannot steer the refinement. The grid's centre and its four neighbours are always
+    evaluated (the centre loss and the curvature at the centre are then exact). The accuracy is
+    interpolated (linearly in value) from the same points.
     """
     n = len(coords)
     accuracies: list[np.ndarray] = []
@@ -379,7 +387,7 @@ def evaluate_refined(
     m = n // 2
     centre = ((m, m), (m - 1, m), (m + 1, m), (m, m - 1), (m, m + 1))
     result = refine_grid(
-        evaluate, n, coarse, budget, batch=max(ROUND_POINTS, per_pass), required=centre
+        evaluate, n, coarse, budget, batch=round_points(n, budget, per_pass), required=centre
     )
     accuracy = (
         np.clip(interpolate_points(result.indices, np.concatenate(accuracies), n), 0, 1)
