@@ -359,6 +359,27 @@ LANDSCAPE_MAX_EXAMPLE_FORWARDS = 2_000_000
 LANDSCAPE_HVP_FORWARDS = 4  # an HVP (double backward) counted as this many forward passes
 
 
+class LandscapeRefine(Strict):
+    """Adaptive refinement of a 2-D surface (``worker.probes.refine``; docs/probes/landscape.md,
+    "Adaptive refinement"): a ``coarse`` × ``coarse`` lattice of the grid, subdivided where the
+    interpolation error is estimated largest until ``budget`` × resolution² points are spent;
+    the rest of the grid is interpolated."""
+
+    coarse: int = Field(
+        default=13, ge=3, le=LANDSCAPE_MAX_RESOLUTION, description="starting lattice per axis (odd)"
+    )
+    budget: float = Field(
+        default=0.4, gt=0, le=1, description="fraction of the grid's points evaluated at most"
+    )
+
+    @field_validator("coarse")
+    @classmethod
+    def _odd(cls, coarse: int) -> int:
+        if coarse % 2 == 0:
+            raise ValueError("coarse must be odd, so that the lattice holds the grid's centre")
+        return coarse
+
+
 class LandscapeProbe(ProbeEntry):
     """Loss landscape through θ_s (``worker.probes.landscape``; docs/probes/landscape.md).
 
@@ -409,6 +430,11 @@ class LandscapeProbe(ProbeEntry):
         le=LANDSCAPE_MAX_SNAPSHOTS,
         description="pca: snapshots kept (the trajectory is thinned to half when full)",
     )
+    refine: LandscapeRefine | None = Field(
+        default=None,
+        description="2-D only: evaluate a coarse lattice refined where the loss bends fastest, "
+        "at most budget × resolution² points, and interpolate the rest (null: the full grid)",
+    )
 
     @field_validator("resolution")
     @classmethod
@@ -421,6 +447,8 @@ class LandscapeProbe(ProbeEntry):
     def _bounded_cost(self) -> LandscapeProbe:
         if self.kind == "interpolation" and self.dims != 1:
             raise field_error(self, "dims", message="interpolation is a 1-D path (dims 1)")
+        if self.refine is not None:
+            self._check_refine(self.refine)
         cost = self.example_forwards
         if cost > LANDSCAPE_MAX_EXAMPLE_FORWARDS:
             raise field_error(
@@ -432,11 +460,35 @@ class LandscapeProbe(ProbeEntry):
             )
         return self
 
+    def _check_refine(self, refine: LandscapeRefine) -> None:
+        if self.dims != 2:
+            raise field_error(self, "refine", message="refinement is for 2-D surfaces (dims 2)")
+        if refine.coarse >= self.resolution:
+            raise field_error(
+                self, "refine", "coarse", message="coarse must be smaller than resolution"
+            )
+        if refine.coarse**2 + 5 > refine.budget * self.resolution**2:
+            raise field_error(
+                self,
+                "refine",
+                "budget",
+                message=f"budget × resolution² must hold the coarse lattice and the centre's "
+                f"neighbours ({refine.coarse**2 + 5} points): raise budget or lower coarse",
+            )
+
+    @property
+    def grid_points(self) -> int:
+        """Grid points one probe evaluates at most (a refined surface's budget plus the last
+        round's overshoot of at most four points)."""
+        if self.refine is None:
+            return self.resolution**self.dims
+        return min(self.resolution**2, int(self.refine.budget * self.resolution**2) + 4)
+
     @property
     def example_forwards(self) -> int:
         """Upper bound of one probe's cost in single-example forward passes."""
         per_point = 2 if self.bn == "recompute" else 1
-        grid = (self.resolution**self.dims + 1) * per_point * self.eval_size
+        grid = (self.grid_points + 1) * per_point * self.eval_size
         lanczos = max(300, 20 * 2) + 2  # top_eigenvalues' HVP cap for k = 2, and 2 residuals
         hvps = lanczos * LANDSCAPE_HVP_FORWARDS * self.eval_size
         return grid + (hvps if self.kind == "hessian" else 0)

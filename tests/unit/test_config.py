@@ -97,6 +97,22 @@ TRANSFORMER = {"kind": "modular", "model": "transformer"}
             ("probes", "landscape", "eval_size"),
         ),
         (
+            {"probes": {"landscape": {"dims": 1, "refine": {}}}},
+            ("probes", "landscape", "refine"),
+        ),
+        (
+            {"probes": {"landscape": {"resolution": 11, "refine": {"coarse": 11}}}},
+            ("probes", "landscape", "refine", "coarse"),
+        ),
+        (
+            {"probes": {"landscape": {"resolution": 21, "refine": {"coarse": 15}}}},
+            ("probes", "landscape", "refine", "budget"),
+        ),
+        (
+            {"probes": {"landscape": {"resolution": 51, "refine": {"coarse": 12}}}},
+            ("probes", "landscape", "refine", "coarse"),
+        ),
+        (
             {
                 "probes": {
                     "hessian": {

@@ -327,3 +327,25 @@ def test_largest_allowed_grid_is_accepted() -> None:
         {"probes": {"landscape": {"resolution": 51, "eval_size": 768}}}
     ).probes.landscape
     assert probe.example_forwards == (51 * 51 + 1) * 768
+
+
+def test_refined_surface_is_the_librarys_with_its_evaluated_points() -> None:
+    cfg = config({"every": 20, "kind": "random", "resolution": 21, "refine": {"coarse": 7}})
+    after, reporter = Snapshot(), Recorder()
+    train(cfg, reporter, hooks=[*build_hooks(cfg), after])
+    model, _, _, ctx = after.taken[20]
+    coords = np.linspace(-1, 1, 21)
+    data = eval_data(ctx)
+    want = surface(
+        model, ctx.task.loss_fn, data, ("random", "random"), coords, seed=2, refine=(7, 0.4)
+    )
+    arrays, meta = reporter.results[PROBE, 20]
+    np.testing.assert_allclose(arrays["loss"], want.loss, rtol=1e-6)
+    np.testing.assert_allclose(arrays["evaluated"], want.evaluated, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(arrays["evaluated_loss"], want.evaluated_loss, rtol=1e-6)
+    assert meta["refine"]["coarse"] == 7 and meta["refine"]["fraction"] <= 0.4 + 4 / 21**2
+    assert meta["cost"]["n_points"] == len(arrays["evaluated"]) < 0.41 * 21**2
+    model.eval()
+    with torch.no_grad():
+        current = float(ctx.task.loss_fn(model(data[0][0]), data[0][1]))
+    assert reporter.points[20]["landscape.center_loss"] == pytest.approx(current, rel=1e-6)

@@ -10,7 +10,9 @@ Stored at every probe step s (docs/probes/landscape.md, "In the service"):
 - arrays ``landscape`` at s: ``coords`` (the offsets on each axis; α for ``interpolation``),
   ``loss`` and ``accuracy`` (``(n,)`` or ``(n, n)``, ``[i, j]`` at ``coords[i]`` along the first
   direction and ``coords[j]`` along the second), for ``pca`` ``trajectory`` (``(T, dims)``, the
-  snapshots' coordinates), ``trajectory_steps`` and ``explained_variance``; meta with
+  snapshots' coordinates), ``trajectory_steps`` and ``explained_variance``, with ``refine``
+  ``evaluated`` (``(P, 2)``, the offsets of the points evaluated; ``loss`` and ``accuracy``
+  elsewhere are interpolated) and ``evaluated_loss``; meta with
   ``Surface.metadata`` (kinds, rules, BatchNorm mode, seed, cost in seconds and forward passes),
   the config's kind, dims, range, the evaluation subset's size and seed, and the scalars;
 - arrays ``landscape.directions`` at s, when the model has at most ``STORE_MAX_PARAMETERS``
@@ -155,6 +157,7 @@ class LandscapeHook(ScheduledHook):
             normalization=cfg.normalization,
             bias_bn=cfg.bias_bn,
             bn_stats=cfg.bn,
+            refine=None if cfg.refine is None else (cfg.refine.coarse, cfg.refine.budget),
             **options,
         )
 
@@ -182,6 +185,9 @@ class LandscapeHook(ScheduledHook):
         }
         if result.accuracy is not None:
             arrays["accuracy"] = result.accuracy.astype(np.float32)
+        if result.evaluated is not None:
+            arrays["evaluated"] = result.evaluated.astype(np.float32)
+            arrays["evaluated_loss"] = result.evaluated_loss.astype(np.float32)
         if result.explained_variance is not None:
             scalars["landscape.pca_explained"] = float(result.explained_variance.sum())
             arrays["trajectory"] = result.trajectory.astype(np.float32)

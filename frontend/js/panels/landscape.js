@@ -77,6 +77,22 @@ function trailOf(arrays) {
   };
 }
 
+// The points a refined surface evaluated (the rest of the grid is interpolated), as small dots;
+// null for a full grid.
+function evaluatedOf(arrays) {
+  const points = arrays.evaluated;
+  if (!points) return null;
+  return {
+    type: "scatter",
+    mode: "markers",
+    name: "evaluated",
+    x: points.map((p) => p[0]),
+    y: points.map((p) => p[1]),
+    marker: { color: "rgba(255, 255, 255, 0.55)", size: 3 },
+    hoverinfo: "skip",
+  };
+}
+
 // Contour map of a 2-D surface with the path on it: this panel's, and the compared runs' side by
 // side (js/side-by-side.js).
 export function contourTraces(arrays, logZ) {
@@ -93,6 +109,8 @@ export function contourTraces(arrays, logZ) {
       hovertemplate: "(%{x:.3g}, %{y:.3g})<br>" + zTitle + " %{z:.4g}<extra></extra>",
     },
   ];
+  const evaluated = evaluatedOf(arrays);
+  if (evaluated) traces.push(evaluated);
   const trail = trailOf(arrays);
   const color = SERIES_COLORS[1];
   if (trail) traces.push({ ...trail, type: "scatter", line: { color, width: 2 }, marker: { color, size: 5 } });
@@ -129,8 +147,9 @@ function drawPlane(ctx, step, { arrays, meta }) {
       marker: { color, size: 3 },
     });
   }
+  const refined = meta.refine ? ` (refined: ${fmt(100 * meta.refine.fraction, 3)} % of the grid)` : "";
   const title = {
-    text: `step ${step}: centre loss ${fmt(meta.scalars?.["landscape.center_loss"], 4)}, ${meta.cost.n_points} points in ${fmt(meta.cost.seconds, 2)} s, BatchNorm ${meta.bn_stats}`,
+    text: `step ${step}: centre loss ${fmt(meta.scalars?.["landscape.center_loss"], 4)}, ${meta.cost.n_points} points${refined} in ${fmt(meta.cost.seconds, 2)} s, BatchNorm ${meta.bn_stats}`,
     font: { size: 12 },
   };
   plotly().react(
