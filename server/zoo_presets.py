@@ -58,9 +58,9 @@ ZOO_PRESETS = [
         "neural collapse: ResNet on images",
         "A ResNet-20 with BatchNorm, SGD + momentum, weight decay 5e-4 and a cosine schedule on "
         "minibatches of 128, trained far past 100 % train accuracy, with NC1 every 50 steps at "
-        "the classifier and at the input of each stage: within-class variability collapses, most at "
-        "the last layers (Papyan et al. 2020; per layer, Rangamani et al. 2023).  Here on digits "
-        "as 8×8 images until a stored CIFAR-10 is available; a GPU run.",
+        "the classifier and at the input of each stage: within-class variability collapses, "
+        "most at the last layers (Papyan et al. 2020; per layer, Rangamani et al. 2023).  Here "
+        "on digits as 8×8 images until a stored CIFAR-10 is available; a GPU run.",
         COLLAPSE_RESNET,
     ),
 ]
