@@ -13,31 +13,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from server.config import get_settings
-from server.validation import PRINTABLE, check_json_types, field_error
+from server.model_rules import check_run
+from server.model_schemas import ModelConfig
+from server.schema_base import KindBase, Strict
+from server.validation import PRINTABLE, field_error
 
 
-class Strict(BaseModel):
-    """Unknown fields are 422, and so are NaN and ±Infinity (PostgreSQL's JSON has neither) and
-    values of another JSON type than the schema's (``"5"`` or ``true`` for an integer)."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _json_types(cls, data: Any) -> Any:
-        check_json_types(cls, data)
-        return data
-
-
-def _kind_required(schema: dict[str, Any]) -> None:
-    schema["required"] = ["kind", *schema.get("required", [])]
-
-
-class TaskBase(Strict):
-    """A task of the ``kind`` union: the discriminator is required in a request (its default
-    serves Python callers)."""
-
-    model_config = ConfigDict(json_schema_extra=_kind_required)
+class TaskBase(KindBase):
+    """A task of the ``kind`` union."""
 
 
 class ModularTask(TaskBase):
@@ -515,11 +498,26 @@ class RunConfig(Strict):
     task: TaskConfig = Field(
         default_factory=DigitsTask, json_schema_extra={"default": {"kind": "digits"}}
     )
+    model: ModelConfig | None = Field(
+        default=None,
+        title="Model",
+        description="a model from the zoo, checked against the task's data (off: the task's "
+        "own model)",
+    )
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     batch_size: int | None = Field(default=None, ge=1, description="None: full batch")
     steps: int = Field(default=1000, ge=1, json_schema_extra=_max_steps_schema)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: Literal["none", "bf16", "fp16"] = Field(
+        default="none",
+        title="Mixed precision",
+        description="autocast of the training step (fp16 with a gradient scaler, CUDA only); "
+        "probes stay in float32",
+    )
+    compile: bool = Field(
+        default=False, title="torch.compile", description="compile the training forward (CUDA)"
+    )
     log_every: int = Field(default=10, ge=1)
     checkpoint_every: int = Field(default=500, ge=1)
     train_metrics: Literal["running", "full"] = Field(
@@ -553,6 +551,7 @@ class RunConfig(Strict):
             raise field_error(
                 self, "optimizer", "warmup_steps", message=f"must be below steps ({self.steps})"
             )
+        check_run(self)
         return self
 
     @property

@@ -14,8 +14,10 @@ from sklearn.datasets import load_digits
 from torch import nn
 
 from server.schemas import DigitsTask, GaussianMixtureTask, ModularTask, OpposingSignalsTask
+from server.task_specs import task_spec
 from worker.training.models import DigitsCNN, EmbeddingMLP, ModularTransformer, mlp
 from worker.training.opposing_data import make_opposing_signals
+from worker.training.zoo import with_model
 
 
 @dataclass(frozen=True)
@@ -56,12 +58,19 @@ def register(kind: str) -> Callable[[Builder], Builder]:
     return add
 
 
-def build_task(config: object, seed: int) -> Task:
-    """Build the data (seeded split) and the model (initialised from ``seed``)."""
+def build_task(config: object, seed: int, model: object | None = None) -> Task:
+    """Build the data (seeded split) and the model (initialised from ``seed``): the task's own,
+    or with ``model`` (``RunConfig.model``) the zoo's."""
     kind = config.kind  # type: ignore[attr-defined]
     if kind not in REGISTRY:
         raise ValueError(f"no builder registered for task kind {kind!r}")
-    return REGISTRY[kind](config, seed)
+    task = REGISTRY[kind](config, seed)
+    if model is None:
+        return task
+    spec = task_spec(config)
+    if spec is None:
+        raise ValueError(f"task kind {kind!r} keeps its own model")
+    return with_model(task, model, spec, seed)
 
 
 def _split(x: torch.Tensor, y: torch.Tensor, train_fraction: float, seed: int):  # noqa: ANN202
