@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from server.api.errors import invalid
 from server.config import Settings, get_settings
 from server.db import get_sessionmaker
-from server.models import Run
+from server.models import Run, Sweep
 
 # Largest values the columns hold (run and event ids: INTEGER; steps: BIGINT).  A larger value
 # in a path cannot name anything (404); in a query it is out of the documented range (422).
@@ -42,6 +42,16 @@ def get_run(session: SessionDep, run_id: Annotated[int, Path(ge=1)]) -> Run:
 
 
 RunDep = Annotated[Run, Depends(get_run)]
+
+
+def get_sweep(session: SessionDep, sweep_id: Annotated[int, Path(ge=1)]) -> Sweep:
+    sweep = session.get(Sweep, sweep_id) if sweep_id <= ID_MAX else None
+    if sweep is None:
+        raise HTTPException(status_code=404, detail=f"sweep {sweep_id} not found")
+    return sweep
+
+
+SweepDep = Annotated[Sweep, Depends(get_sweep)]
 
 
 def get_step(step: Annotated[int, Path(ge=0, description="training step")]) -> int:
