@@ -135,6 +135,13 @@ def summarize_sweep(
     tail: Annotated[
         float, Query(gt=0, le=1, description="mean: over this last fraction of the steps")
     ] = 1.0,
+    since_event: Annotated[
+        str | None,
+        Query(
+            pattern=rf"^{EVENT_KIND}$",
+            description="mean: from this event's first step on (instead of tail)",
+        ),
+    ] = None,
     event: Annotated[
         str | None,
         Query(
@@ -157,6 +164,7 @@ def summarize_sweep(
             value=value,
             below=direction == "below",
             tail=tail,
+            since_event=since_event,
         )
         what = f"{series}:{stat}"
     else:

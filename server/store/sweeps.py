@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Float, cast, delete, func, select
+from sqlalchemy import Float, Select, cast, delete, func, select
 from sqlalchemy.orm import Session
 
 from server.models import Event, Metric, Run, RunStatus, Series, Sweep
@@ -113,10 +113,13 @@ def series_summary(
     value: float | None = None,
     below: bool = False,
     tail: float = 1.0,
+    since_event: str | None = None,
 ) -> dict[int, float | None]:
     """Per run of the sweep: a series' ``last``/``min``/``max`` (from the per-series summary),
-    its ``mean`` over the last ``tail`` fraction of its step range, or ``first_cross``: the
-    first step where it is ≥ ``value`` (≤ with ``below``).  Runs without it are absent."""
+    its ``mean`` over the last ``tail`` fraction of its step range or, with ``since_event``,
+    from that event's first step on (e.g. λ_max's plateau after ``eos.crossed``; runs without
+    the event are absent), or ``first_cross``: the first step where it is ≥ ``value`` (≤ with
+    ``below``).  Runs without the series are absent."""
     mine = Run.sweep_id == sweep_id
     if stat in ("last", "min", "max"):
         column = {"last": Series.last_value, "min": Series.min_value, "max": Series.max_value}
@@ -124,6 +127,14 @@ def series_summary(
             select(Series.run_id, column[stat])
             .join(Run, Run.id == Series.run_id)
             .where(mine, Series.name == name)
+        )
+    elif stat == "mean" and since_event is not None:
+        since = _first_events(sweep_id, since_event).subquery()
+        query = (
+            select(Metric.run_id, func.avg(Metric.value))
+            .join(since, since.c.run_id == Metric.run_id)
+            .where(Metric.name == name, Metric.step >= since.c.step)
+            .group_by(Metric.run_id)
         )
     elif stat == "mean":
         start = Series.first_step + (1.0 - tail) * (Series.last_step - Series.first_step)
@@ -145,12 +156,16 @@ def series_summary(
     return {run_id: None if v is None else float(v) for run_id, v in session.execute(query)}
 
 
-def event_steps(session: Session, *, sweep_id: int, kind: str) -> dict[int, int]:
-    """Per run of the sweep: the first step of an event of ``kind`` (any kind a probe writes)."""
-    query = (
-        select(Event.run_id, func.min(Event.step))
+def _first_events(sweep_id: int, kind: str) -> Select:
+    """``(run_id, step)``: each run's first event of ``kind`` (any kind a probe writes)."""
+    return (
+        select(Event.run_id.label("run_id"), func.min(Event.step).label("step"))
         .join(Run, Run.id == Event.run_id)
         .where(Run.sweep_id == sweep_id, Event.kind == kind)
         .group_by(Event.run_id)
     )
-    return dict(session.execute(query).all())
+
+
+def event_steps(session: Session, *, sweep_id: int, kind: str) -> dict[int, int]:
+    """Per run of the sweep: the step of its first event of ``kind``."""
+    return dict(session.execute(_first_events(sweep_id, kind)).all())
