@@ -19,6 +19,7 @@ from rich.table import Table
 
 from server.config import Settings, get_settings
 from server.security import exposure_problem
+from server.sweep_cli import sweep_body
 from server.token_cli import token_app, warn_if_none
 
 app = typer.Typer(help="Training Dynamics Observatory", no_args_is_help=True)
@@ -153,22 +154,12 @@ def submit(
     wait: Annotated[bool, typer.Option(help="show progress until the run ends")] = True,
 ) -> None:
     """Submit a run and follow it with a progress bar."""
-    try:
-        body = json.loads(config.read_text())
-    except json.JSONDecodeError as error:
-        raise typer.BadParameter(f"{config} is not valid JSON: {error}") from error
-    response = _request("POST", f"{api}/api/runs", token, json=body)
+    response = _request("POST", f"{api}/api/runs", token, json=_read_json(config))
     run = response.json()
     console.print(f"run {run['id']} queued: {api}/runs/{run['id']}")
     if not wait:
         return
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console) as progress:
+    with Progress(*_columns(), console=console) as progress:
         bar = progress.add_task(f"run {run['id']} queued", total=run["total_steps"])
         while run["status"] in ("queued", "running"):
             time.sleep(0.5)
@@ -180,6 +171,41 @@ def submit(
     if run["status"] != "completed":
         if run.get("error"):
             console.print(run["error"])
+        raise typer.Exit(1)
+
+
+@app.command()
+def sweep(
+    config: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="base RunConfig")],
+    axis: Annotated[
+        list[str],
+        typer.Option(help="path=v1,v2,... (or path=low..high[:log][:int] with --random)"),
+    ],
+    random: Annotated[
+        int | None, typer.Option("--random", help="random search: this many runs")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="random search's seed")] = 0,
+    name: Annotated[str | None, typer.Option(help="the sweep's name")] = None,
+    api: ApiOption = DEFAULT_API,
+    token: TokenOption = None,
+    wait: Annotated[bool, typer.Option(help="show progress until every run ends")] = True,
+) -> None:
+    """Submit a sweep (one run per point of the axes' grid, or --random N points) and follow it."""
+    body = sweep_body(_read_json(config), axis, random, seed) | ({"name": name} if name else {})
+    made = _request("POST", f"{api}/api/sweeps", token, json=body).json()
+    console.print(f"sweep {made['id']}: {made['count']} runs queued: {api}/sweeps/{made['id']}")
+    if not wait:
+        return
+    with Progress(*_columns(), console=console) as progress:
+        bar = progress.add_task(f"sweep {made['id']}", total=made["count"])
+        while made["status"] in ("queued", "running"):
+            time.sleep(1.0)
+            made = _request("GET", f"{api}/api/sweeps/{made['id']}", token).json()
+            counts = ", ".join(f"{n} {status}" for status, n in sorted(made["statuses"].items()))
+            done = sum(r["progress"] for r in made["runs"])
+            progress.update(bar, completed=done, description=f"sweep {made['id']}: {counts}")
+    console.print(f"sweep {made['id']}: [bold]{made['status']}[/]")
+    if made["status"] != "completed":
         raise typer.Exit(1)
 
 
@@ -229,6 +255,22 @@ def sync(
         console.print(f"{path.name}: run {run_id} {api}/runs/{run_id}")
     if failed:
         raise typer.Exit(1)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise typer.BadParameter(f"{path} is not valid JSON: {error}") from error
+
+
+def _columns() -> tuple:
+    return (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total}"),
+        TimeElapsedColumn(),
+    )
 
 
 def _request(method: str, url: str, token: str | None, **kwargs) -> httpx.Response:  # noqa: ANN003

@@ -23,7 +23,7 @@ GROKKING_BASE = {
     "name": "grokking-p23",
     "task": {"kind": "modular", "p": 23, "train_fraction": 0.6, "embed_dim": 16, "hidden": 64},
     "optimizer": {"name": "adamw", "lr": 1e-2, "weight_decay": 1.0, "betas": [0.9, 0.98]},
-    "steps": 3000,
+    "steps": 5000,
     "log_every": 10,
     "probes": {"grokking": {"every": 10, "ntk": False}},
 }
@@ -60,7 +60,7 @@ SWEEP_PRESETS = [
         {
             "name": "grokking-wd",
             "base": GROKKING_BASE,
-            "axes": {"optimizer.weight_decay": [0.1, 0.5, 1.5, 3.0], "seed": [0, 1]},
+            "axes": {"optimizer.weight_decay": [0.3, 1.0, 2.0, 3.0], "seed": [0, 1]},
         },
         {"event": "grokking.generalized-grokking.memorized"},
         "optimizer.weight_decay",

@@ -1,14 +1,20 @@
-"""Sweeps through the embedded service's real worker: a 3 × 2 grid trains six runs, each with its
-point's config; its phase-diagram summary equals what the test computes from each run's
-/metrics; cancelling a sweep cancels every unfinished run; and the edge-of-stability preset,
-reduced, puts λ_max's plateau near 2/η for every η that crossed."""
+"""Sweeps through the embedded service's real worker: a 3 × 2 grid submitted by
+``observatory sweep`` trains six runs, each with its point's config; its phase-diagram summary
+equals what the test computes from each run's /metrics; cancelling a sweep cancels every
+unfinished run; and the edge-of-stability preset, reduced, puts λ_max's plateau near 2/η for
+every η that crossed."""
 
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import Service, wait_for
+from tests.conftest import ROOT, Service, wait_for
 
 SHORT = {
     "task": {"kind": "gaussian_mixture", "hidden": 8, "n_train": 256, "n_test": 64},
@@ -40,9 +46,21 @@ def submit(service: Service, body: dict) -> dict:
     return response.json()
 
 
-def test_a_grid_trains_one_run_per_point_and_cancels_the_rest(service: Service) -> None:
-    sweep = submit(service, {"name": "grid", "base": SHORT, "axes": GRID})
-    done = finished(service, sweep["id"], timeout=240)
+def test_a_grid_trains_one_run_per_point_and_cancels_the_rest(
+    service: Service, tmp_path: Path
+) -> None:
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps(SHORT))
+    command = [sys.executable, "-m", "server.cli", "sweep", str(base), "--name", "grid"]
+    command += ["--axis", "optimizer.lr=0.001,0.01,0.1", "--axis", "seed=0,1"]
+    cli = subprocess.run(
+        [*command, "--api", service.url], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert cli.returncode == 0, cli.stdout + cli.stderr + service.log
+    (sweep,) = get(f"{service.url}/api/sweeps")["data"]
+    assert f"sweep {sweep['id']}: 6 runs queued" in cli.stdout
+    assert f"sweep {sweep['id']}: completed" in cli.stdout
+    done = finished(service, sweep["id"], timeout=10)
     assert done["status"] == "completed" and done["statuses"] == {"completed": 6}
     points = sorted((r["config"]["optimizer"]["lr"], r["config"]["seed"]) for r in done["runs"])
     assert points == sorted((lr, s) for lr in GRID["optimizer.lr"] for s in GRID["seed"])
