@@ -124,7 +124,9 @@ class SweepPointPublic(BaseModel):
     run_id: int
     name: str
     status: str
-    axes: dict[str, float | str | bool | None] = Field(description="this run's value per axis")
+    axes: dict[str, bool | int | float | str | None] = Field(
+        description="this run's value per axis"
+    )
     summary: float | None = Field(description="null where the run never reached it")
 
 

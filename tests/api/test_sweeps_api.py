@@ -181,6 +181,7 @@ def test_summaries_match_the_runs_metrics(db_client: TestClient, db_url: str) ->
         {"optimizer.lr": 0.02, "seed": 0},
         {"optimizer.lr": 0.02, "seed": 1},
     ]
+    assert isinstance(diff["points"][0]["axes"]["seed"], int)  # JSON types kept
     assert [p["status"] for p in diff["points"]] == ["queued"] * 6
 
 
