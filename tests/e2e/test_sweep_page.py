@@ -67,3 +67,41 @@ def test_the_phase_diagram_fills_in_as_runs_finish(service: Service, browser: Br
     not_reached = next(t for t in page.evaluate(TRACES) if t["name"] == "not reached")
     assert len(not_reached["x"]) == 6
     assert not browser.errors, "\n".join(browser.errors)
+
+
+@pytest.mark.timeout(120)
+def test_the_submit_form_sweeps_over_numeric_fields(service: Service, browser: Browser) -> None:  # noqa: F811
+    page = browser.page
+    page.goto(service.url)
+    page.select_option("#preset-select", label="Gaussian mixture: MLP")
+    page.click(".sweep-form summary")
+    page.select_option("#sweep-field", "optimizer.lr")
+    page.fill("#sweep-values", "0.01, -1")
+    page.click("#add-sweep-axis")
+    page.select_option("#sweep-field", "seed")
+    page.fill("#sweep-values", "0, 1")
+    page.click("#add-sweep-axis")
+    expect(page.locator("#submit-sweep")).to_have_text("Submit sweep (4 runs)")
+    page.click("#submit-sweep")
+    alert = page.locator(".sweep-form .notice-error")
+    expect(alert).to_contain_text("axes.optimizer.lr: -1: Input should be greater than 0")
+    assert httpx.get(f"{service.url}/api/runs").json()["count"] == 0
+
+    page.select_option("#sweep-field", "optimizer.lr")
+    page.fill("#sweep-values", "0.01, 0.1")
+    page.click("#add-sweep-axis")  # replaces the axis' values
+    page.click("#submit-sweep")
+    page.wait_for_url("**/sweeps/*")
+    (sweep,) = httpx.get(f"{service.url}/api/sweeps").json()["data"]
+    assert page.url.endswith(f"/sweeps/{sweep['id']}")
+    runs = httpx.get(f"{service.url}/api/sweeps/{sweep['id']}").json()["runs"]
+    assert sorted((r["config"]["optimizer"]["lr"], r["config"]["seed"]) for r in runs) == [
+        (0.01, 0), (0.01, 1), (0.1, 0), (0.1, 1),
+    ]  # fmt: skip
+    assert {r["config"]["task"]["kind"] for r in runs} == {"gaussian_mixture"}  # the form's base
+    expect(page.locator("#sweep-runs tbody tr")).to_have_count(4)
+    httpx.post(f"{service.url}/api/sweeps/{sweep['id']}/cancel")
+    page.goto(service.url)
+    link = page.locator(f'#runs a.sweep-link[href="/sweeps/{sweep["id"]}"]')
+    expect(link).to_have_count(4)
+    assert not browser.errors, "\n".join(browser.errors)
