@@ -4,8 +4,10 @@ wall time, and the phase diagram's points as the summary endpoint returns them.
 The wall time is compared with the runs' own training time (finished − started, summed) measured
 in the same run: their ratio is what queueing, claiming and the server add.
 
-    python -m bench.sweep_presets "edge of stability across learning rates"
+    python -m bench.sweep_presets "edge of stability across learning rates" [--screenshot F.png]
     python -m bench.sweep_presets "grokking vs weight decay"
+
+``--screenshot`` photographs the sweep page's phase diagram in Chromium (/usr/bin/chromium).
 """
 
 from __future__ import annotations
@@ -17,13 +19,25 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+from playwright.sync_api import sync_playwright
 
 from tests.conftest import Service, wait_for
+
+
+def photograph(url: str, path: Path) -> None:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
+        page = chromium.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(url)
+        page.wait_for_selector("body[data-sweep-finished]")
+        page.locator("#phase-diagram").screenshot(path=str(path))
+        chromium.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("preset")
+    parser.add_argument("--screenshot", type=Path, help="PNG of the phase diagram")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         service = Service(Path(tmp) / "data")
@@ -43,6 +57,8 @@ def main() -> None:
             summary = httpx.get(
                 f"{api}/sweeps/{sweep['id']}/summary", params=preset["summary"], timeout=30
             ).json()
+            if args.screenshot:
+                photograph(f"{service.url}/sweeps/{sweep['id']}", args.screenshot)
         finally:
             service.stop()
     training = sum(

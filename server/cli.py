@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -159,14 +160,14 @@ def submit(
     console.print(f"run {run['id']} queued: {api}/runs/{run['id']}")
     if not wait:
         return
-    with Progress(*_columns(), console=console) as progress:
-        bar = progress.add_task(f"run {run['id']} queued", total=run["total_steps"])
-        while run["status"] in ("queued", "running"):
-            time.sleep(0.5)
-            run = _request("GET", f"{api}/api/runs/{run['id']}", token).json()
-            progress.update(
-                bar, completed=run["step"], description=f"run {run['id']} {run['status']}"
-            )
+    run = _follow(
+        f"{api}/api/runs/{run['id']}",
+        token,
+        run,
+        total=run["total_steps"],
+        seconds=0.5,
+        show=lambda r: (r["step"], f"run {r['id']} {r['status']}"),
+    )
     console.print(f"run {run['id']}: [bold]{run['status']}[/]")
     if run["status"] != "completed":
         if run.get("error"):
@@ -196,14 +197,14 @@ def sweep(
     console.print(f"sweep {made['id']}: {made['count']} runs queued: {api}/sweeps/{made['id']}")
     if not wait:
         return
-    with Progress(*_columns(), console=console) as progress:
-        bar = progress.add_task(f"sweep {made['id']}", total=made["count"])
-        while made["status"] in ("queued", "running"):
-            time.sleep(1.0)
-            made = _request("GET", f"{api}/api/sweeps/{made['id']}", token).json()
-            counts = ", ".join(f"{n} {status}" for status, n in sorted(made["statuses"].items()))
-            done = sum(r["progress"] for r in made["runs"])
-            progress.update(bar, completed=done, description=f"sweep {made['id']}: {counts}")
+
+    def show(s: dict) -> tuple[float, str]:
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(s["statuses"].items()))
+        return sum(r["progress"] for r in s["runs"]), f"sweep {s['id']}: {counts}"
+
+    made = _follow(
+        f"{api}/api/sweeps/{made['id']}", token, made, total=made["count"], seconds=1.0, show=show
+    )
     console.print(f"sweep {made['id']}: [bold]{made['status']}[/]")
     if made["status"] != "completed":
         raise typer.Exit(1)
@@ -264,13 +265,32 @@ def _read_json(path: Path) -> dict:
         raise typer.BadParameter(f"{path} is not valid JSON: {error}") from error
 
 
-def _columns() -> tuple:
-    return (
+def _follow(
+    url: str,
+    token: str | None,
+    item: dict,
+    *,
+    total: float,
+    seconds: float,
+    show: Callable[[dict], tuple[float, str]],
+) -> dict:
+    """Polls a run or sweep at ``url`` with a progress bar until its status is not queued or
+    running; ``show`` gives the bar's position and text.  Returns it as it ended."""
+    columns = (
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.completed:.0f}/{task.total}"),
         TimeElapsedColumn(),
     )
+    with Progress(*columns, console=console) as progress:
+        done, text = show(item)
+        bar = progress.add_task(text, total=total, completed=done)
+        while item["status"] in ("queued", "running"):
+            time.sleep(seconds)
+            item = _request("GET", url, token).json()
+            done, text = show(item)
+            progress.update(bar, completed=done, description=text)
+    return item
 
 
 def _request(method: str, url: str, token: str | None, **kwargs) -> httpx.Response:  # noqa: ANN003

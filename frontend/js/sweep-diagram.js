@@ -55,7 +55,10 @@ function lineFigure(summary, x, reference) {
   const groups = groupByAxis(summary.points, x);
   const reached = groups.filter((g) => g.reached.length);
   const all = summary.points.filter((p) => p.summary !== null).map((p) => p.summary);
-  const floor = all.length ? Math.min(...all) : 0;
+  // "not reached" marks sit a tenth of the range below the lowest reached value, apart from it
+  const low = all.length ? Math.min(...all) : 0;
+  const span = all.length ? Math.max(...all) - low : 0;
+  const floor = low - 0.1 * (span || Math.abs(low) || 1);
   const traces = [
     {
       name: "mean ± sd",

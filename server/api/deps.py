@@ -34,21 +34,22 @@ def get_session(settings: SettingsDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
+def _load(session: Session, model: type[Run | Sweep], ident: int, what: str) -> Run | Sweep:
+    found = session.get(model, ident) if ident <= ID_MAX else None
+    if found is None:
+        raise HTTPException(status_code=404, detail=f"{what} {ident} not found")
+    return found
+
+
 def get_run(session: SessionDep, run_id: Annotated[int, Path(ge=1)]) -> Run:
-    run = session.get(Run, run_id) if run_id <= ID_MAX else None
-    if run is None:
-        raise HTTPException(status_code=404, detail=f"run {run_id} not found")
-    return run
+    return _load(session, Run, run_id, "run")
 
 
 RunDep = Annotated[Run, Depends(get_run)]
 
 
 def get_sweep(session: SessionDep, sweep_id: Annotated[int, Path(ge=1)]) -> Sweep:
-    sweep = session.get(Sweep, sweep_id) if sweep_id <= ID_MAX else None
-    if sweep is None:
-        raise HTTPException(status_code=404, detail=f"sweep {sweep_id} not found")
-    return sweep
+    return _load(session, Sweep, sweep_id, "sweep")
 
 
 SweepDep = Annotated[Sweep, Depends(get_sweep)]
