@@ -102,6 +102,7 @@ def test_cancel_and_delete(client: TestClient, settings: Settings) -> None:
     assert client.get("/api/runs").json()["count"] == 6
     for method, path in [("GET", "/999"), ("POST", "/999/cancel"), ("DELETE", "/999")]:
         assert client.request(method, f"/api/sweeps{path}").status_code == 404
+    assert client.delete(f"/api/sweeps/{other['id']}").status_code == 204  # the newest
     assert create(client)["id"] > other["id"]  # ids are never reused
 
 
