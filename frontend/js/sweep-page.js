@@ -110,7 +110,7 @@ function renderHeader(state, reload) {
     h("p", { class: "muted" }, `sweep ${sweep.id} · ${sweep.mode} · ${sweep.count} runs · ${axes.join(" · ")}`),
     h("div", { class: "sweep-counts" },
       Object.entries(sweep.statuses).map(([status, n]) => h("span", {}, statusBadge(status), ` ${n}`)),
-      h("a", { href: `/?q=${encodeURIComponent(`sweep:${sweep.id}`)}` }, "in the runs table"),
+      h("a", { href: `/?tag=${encodeURIComponent(`sweep:${sweep.id}`)}` }, "in the runs table"),
       cancel,
       remove,
     ),

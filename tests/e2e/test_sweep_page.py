@@ -66,6 +66,8 @@ def test_the_phase_diagram_fills_in_as_runs_finish(service: Service, browser: Br
     assert "not reached" in names
     not_reached = next(t for t in page.evaluate(TRACES) if t["name"] == "not reached")
     assert len(not_reached["x"]) == 6
+    page.click("#sweep-header >> text=in the runs table")  # the runs tagged sweep:<id>
+    expect(page.locator("#runs tbody tr[data-run-id]")).to_have_count(6)
     assert not browser.errors, "\n".join(browser.errors)
 
 
