@@ -56,7 +56,8 @@ SWEEP_PRESETS = [
         "a+b mod 23 (60 % train, the grokking test's small MLP), AdamW at four weight decays × "
         "two seeds: the delay from memorization to generalization "
         "(grokking.generalized − grokking.memorized) shrinks as weight decay grows (Power et "
-        "al. 2022; Liu et al. 2022, Omnigrok); runs that never generalize are marked.",
+        "al. 2022; Liu et al. 2022, Omnigrok); runs that never generalize are marked.  About "
+        "2–3 minutes on a loaded two-core CPU.",
         {
             "name": "grokking-wd",
             "base": GROKKING_BASE,
