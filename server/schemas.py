@@ -595,6 +595,7 @@ class RunPublic(BaseModel):
     cancel_requested: bool
     attempts: int
     notes: str = ""
+    sweep_id: int | None = Field(default=None, description="the sweep that made the run")
     # per requested series (GET /api/runs?summary=…): from the series summaries, no scan
     summary: dict[str, SeriesSummary] | None = None
 

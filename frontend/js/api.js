@@ -88,6 +88,13 @@ export const api = {
   landscapeAt: (id, step) => request("GET", `/api/runs/${id}/landscapes/${step}`),
   exampleLoss: (id, index, { maxPoints } = {}) =>
     request("GET", `/api/runs/${id}/examples/${index}/loss${query({ max_points: maxPoints })}`),
+  listSweeps: ({ offset, limit } = {}) => request("GET", `/api/sweeps${query({ offset, limit })}`),
+  getSweep: (id) => request("GET", `/api/sweeps/${id}`),
+  createSweep: (body) => request("POST", "/api/sweeps", body),
+  cancelSweep: (id) => request("POST", `/api/sweeps/${id}/cancel`),
+  deleteSweep: (id) => request("DELETE", `/api/sweeps/${id}`),
+  sweepSummary: (id, params) => request("GET", `/api/sweeps/${id}/summary${query(params)}`),
+  sweepPresets: () => request("GET", "/api/sweeps/presets"),
   schema: () => request("GET", "/api/schema/run-config"),
   presets: () => request("GET", "/api/presets"),
   health: () => request("GET", "/api/health"),

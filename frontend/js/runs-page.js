@@ -5,6 +5,7 @@ import { h, showError } from "./dom.js";
 import { mountHealth } from "./health.js";
 import { mountRunsTable } from "./runs-table.js";
 import { mountSubmitForm } from "./submit-form.js";
+import { mountSweepForm } from "./sweep-form.js";
 import { mountThemeToggle } from "./theme.js";
 
 const schemaRequest = api.schema();
@@ -25,12 +26,15 @@ async function mountForm(container, request = api.schema()) {
   } catch (error) {
     presetsError = error; // the form works without them
   }
+  let submitForm;
   try {
-    mountSubmitForm(container, { schema, presets });
+    submitForm = mountSubmitForm(container, { schema, presets });
   } catch (error) {
     showError(container, "Could not build the form from the schema:", error);
     return;
   }
+  const sweepPresets = await api.sweepPresets().catch(() => []);
+  container.append(mountSweepForm({ form: submitForm.form, presets: sweepPresets }));
   if (presetsError) {
     container.prepend(h("p", { class: "notice notice-warn" }, `Presets unavailable: ${presetsError.message}`));
   }
