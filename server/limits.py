@@ -14,6 +14,7 @@ that it never reaches a worker; the dashboard reads the same numbers from
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -34,7 +35,9 @@ from server.schemas import (
     RunConfig,
     RunCostPublic,
 )
+from server.task_base import PluginTask
 
+log = logging.getLogger(__name__)
 FLOAT32, INT64 = 4, 8
 DIGITS_EXAMPLES, DIGITS_PIXELS = 1797, 64  # scikit-learn's load_digits()
 
@@ -77,8 +80,27 @@ PARAMETERS: dict[str, Callable[[Any], int]] = {
 
 
 def count_parameters(config: RunConfig) -> int:
-    """What ``sum(p.numel() for p in model.parameters())`` of the built model will be."""
+    """What ``sum(p.numel() for p in model.parameters())`` of the built model will be (a plugin's
+    task states its own: ``PluginTask.parameter_count``)."""
+    if isinstance(config.task, PluginTask):
+        return _plugin_count(config.task, "parameter_count")
     return PARAMETERS[config.task.kind](config.task)
+
+
+def _plugin_count(task: PluginTask, method: str) -> Any:
+    """A plugin task's own count: a plugin's bug is a 422 on ``task``, logged, never a 500."""
+    try:
+        value = getattr(task, method)()
+        numbers = value if isinstance(value, tuple) else (value,)
+        if not all(type(n) is int and n >= 0 for n in numbers):
+            raise TypeError(f"{method}() returned {value!r}, not non-negative integers")
+    except Exception:
+        log.exception("task plugin %r: %s() failed", task.kind, method)
+        msg = f"the plugin of task {task.kind!r} could not compute its {method}"
+        raise RequestValidationError(
+            [{"loc": ("body", "task"), "msg": msg, "type": "plugin_error"}]
+        ) from None
+    return value
 
 
 def _split_train(n: int, train_fraction: float) -> int:
@@ -89,6 +111,9 @@ def _split_train(n: int, train_fraction: float) -> int:
 def dataset_size(config: RunConfig) -> tuple[int, int]:
     """Elements and bytes of the inputs and labels of both splits."""
     task = config.task
+    if isinstance(task, PluginTask):
+        elements, size = _plugin_count(task, "dataset_size")
+        return elements, size
     if isinstance(task, ModularTask):
         n = task.p * (task.p - 1 if task.op == "div" else task.p)
         return 3 * n, 3 * n * INT64  # (a, b) pairs and the label, all int64

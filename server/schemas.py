@@ -8,36 +8,16 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from functools import reduce
+from operator import or_
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from server.config import get_settings
-from server.validation import PRINTABLE, check_json_types, field_error
-
-
-class Strict(BaseModel):
-    """Unknown fields are 422, and so are NaN and ±Infinity (PostgreSQL's JSON has neither) and
-    values of another JSON type than the schema's (``"5"`` or ``true`` for an integer)."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _json_types(cls, data: Any) -> Any:
-        check_json_types(cls, data)
-        return data
-
-
-def _kind_required(schema: dict[str, Any]) -> None:
-    schema["required"] = ["kind", *schema.get("required", [])]
-
-
-class TaskBase(Strict):
-    """A task of the ``kind`` union: the discriminator is required in a request (its default
-    serves Python callers)."""
-
-    model_config = ConfigDict(json_schema_extra=_kind_required)
+from server.plugins import installed_plugins
+from server.task_base import Strict, TaskBase
+from server.validation import PRINTABLE, field_error, located_error
 
 
 class ModularTask(TaskBase):
@@ -145,10 +125,17 @@ class OpposingSignalsTask(TaskBase):
         return self
 
 
-TaskConfig = Annotated[
-    ModularTask | DigitsTask | GaussianMixtureTask | OpposingSignalsTask,
-    Field(discriminator="kind"),
-]
+BUILTIN_TASKS: tuple[type[TaskBase], ...] = (
+    ModularTask,
+    DigitsTask,
+    GaussianMixtureTask,
+    OpposingSignalsTask,
+)
+# The installed plugins' tasks join the union at start (server.plugins; docs/plugins.md).
+PLUGIN_TASKS = installed_plugins(tuple(task.model_fields["kind"].default for task in BUILTIN_TASKS))
+TASKS: tuple[type[TaskBase], ...] = BUILTIN_TASKS + tuple(p.schema for p in PLUGIN_TASKS.values())
+TASK_KINDS = tuple(task.model_fields["kind"].default for task in TASKS)
+TaskConfig = Annotated[reduce(or_, TASKS), Field(discriminator="kind")]
 
 
 class OptimizerConfig(Strict):
@@ -485,6 +472,18 @@ class RunConfig(Strict):
         default=False,
         description="keep the last checkpoint of a completed run (else removed when it ends)",
     )
+
+    @field_validator("task", mode="before")
+    @classmethod
+    def _installed_kind(cls, task: Any) -> Any:
+        """An unknown kind names ``task.kind`` and the installed ones (a plugin not installed
+        here would otherwise read as a bare union-tag error on ``task``)."""
+        kind = task.get("kind") if isinstance(task, dict) else None
+        if isinstance(kind, str) and kind not in TASK_KINDS:
+            installed = ", ".join(TASK_KINDS)
+            message = f"unknown task kind: the installed tasks are {installed} (GET /api/tasks)"
+            raise located_error(cls.__name__, ("kind",), kind, message)
+        return task
 
     @field_validator("steps")
     @classmethod
