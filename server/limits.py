@@ -112,8 +112,7 @@ def dataset_size(config: RunConfig) -> tuple[int, int]:
     """Elements and bytes of the inputs and labels of both splits."""
     task = config.task
     if isinstance(task, PluginTask):
-        elements, size = _plugin_count(task, "dataset_size")
-        return elements, size
+        return _plugin_count(task, "dataset_size")
     if isinstance(task, ModularTask):
         n = task.p * (task.p - 1 if task.op == "div" else task.p)
         return 3 * n, 3 * n * INT64  # (a, b) pairs and the label, all int64

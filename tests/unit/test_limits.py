@@ -24,6 +24,9 @@ TASKS = [
      "n_train": 40, "n_test": 20},
     {"kind": "opposing_signals", "n_train": 64, "n_test": 32, "dim": 8, "n_classes": 3,
      "hidden": 6, "depth": 2},
+    # the example plugin (examples/observatory-plugin-example, installed by scripts/setup.sh)
+    {"kind": "sparse_parity", "n_bits": 10, "k": 3, "n_train": 20, "n_test": 12, "hidden": 7,
+     "depth": 2},
 ]  # fmt: skip
 
 

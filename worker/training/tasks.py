@@ -1,11 +1,13 @@
 """The task registry: each RunConfig task kind builds its data set and model.
 
 Data sets are made in code or shipped in a package (scikit-learn's digits); nothing is downloaded.
-A new task is a schema class in ``server.schemas`` plus one builder registered here.
+A new task is a schema class in ``server.schemas`` plus one builder registered here, or a plugin
+package's entry point (``server.plugins``, docs/plugins.md), whose builder is imported here.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -13,7 +15,13 @@ import torch
 from sklearn.datasets import load_digits
 from torch import nn
 
-from server.schemas import DigitsTask, GaussianMixtureTask, ModularTask, OpposingSignalsTask
+from server.schemas import (
+    PLUGIN_TASKS,
+    DigitsTask,
+    GaussianMixtureTask,
+    ModularTask,
+    OpposingSignalsTask,
+)
 from worker.training.models import DigitsCNN, EmbeddingMLP, ModularTransformer, mlp
 from worker.training.opposing_data import make_opposing_signals
 
@@ -56,12 +64,27 @@ def register(kind: str) -> Callable[[Builder], Builder]:
     return add
 
 
+def plugin_builder(kind: str) -> Builder:
+    """The builder of an installed plugin's task (``server.plugins``): its ``BUILDER`` string,
+    imported here, in the worker, never in the server."""
+    plugin = PLUGIN_TASKS.get(kind)
+    if plugin is None:
+        raise ValueError(f"no builder registered for task kind {kind!r}")
+    module, _, name = plugin.builder.partition(":")
+    builder = getattr(importlib.import_module(module), name, None)
+    if not callable(builder):
+        raise TypeError(f"task plugin {kind!r} ({plugin.source}): {plugin.builder} is not callable")
+    return builder
+
+
 def build_task(config: object, seed: int) -> Task:
     """Build the data (seeded split) and the model (initialised from ``seed``)."""
     kind = config.kind  # type: ignore[attr-defined]
-    if kind not in REGISTRY:
-        raise ValueError(f"no builder registered for task kind {kind!r}")
-    return REGISTRY[kind](config, seed)
+    builder = REGISTRY.get(kind) or plugin_builder(kind)
+    task = builder(config, seed)
+    if not isinstance(task, Task):
+        raise TypeError(f"the builder of task {kind!r} returned {type(task).__name__}, not a Task")
+    return task
 
 
 def _split(x: torch.Tensor, y: torch.Tensor, train_fraction: float, seed: int):  # noqa: ANN202
