@@ -20,6 +20,7 @@ from typing import Any
 
 from fastapi.exceptions import RequestValidationError
 
+from server import model_params
 from server.config import Settings
 from server.schemas import (
     CollapseProbe,
@@ -36,6 +37,7 @@ from server.schemas import (
     RunCostPublic,
 )
 from server.task_base import PluginTask
+from server.task_specs import task_spec
 
 log = logging.getLogger(__name__)
 FLOAT32, INT64 = 4, 8
@@ -82,6 +84,8 @@ PARAMETERS: dict[str, Callable[[Any], int]] = {
 def count_parameters(config: RunConfig) -> int:
     """What ``sum(p.numel() for p in model.parameters())`` of the built model will be (a plugin's
     task states its own: ``PluginTask.parameter_count``)."""
+    if config.model is not None:  # RunConfig's validation checked that the task has a spec
+        return model_params.count(config.model, task_spec(config.task))
     if isinstance(config.task, PluginTask):
         return _plugin_count(config.task, "parameter_count")
     return PARAMETERS[config.task.kind](config.task)
@@ -207,12 +211,12 @@ def check_limits(config: RunConfig, settings: Settings) -> RunCostPublic:
             errors.append({"loc": ("body", *loc), "msg": msg, "type": "limit_exceeded"})
 
     exceeds(
-        ("task",),
+        ("task",) if config.model is None else ("model",),
         "parameters of the model",
         cost.parameters,
         cost.max_parameters,
         "OBS_MAX_PARAMETERS",
-        "lower hidden, depth or embed_dim",
+        "lower its widths, depth or embed_dim",
     )
     for what, value, limit, env in (
         ("elements", cost.dataset_elements, cost.max_dataset_elements, "OBS_MAX_DATASET_ELEMENTS"),

@@ -8,35 +8,13 @@ must not import ``server.schemas`` (nor torch: the API process imports every plu
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
-
-from server.validation import check_json_types
+from server.dataspec import DataSpec
+from server.schema_base import KindBase
 
 
-class Strict(BaseModel):
-    """Unknown fields are 422, and so are NaN and ±Infinity (PostgreSQL's JSON has neither) and
-    values of another JSON type than the schema's (``"5"`` or ``true`` for an integer)."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _json_types(cls, data: Any) -> Any:
-        check_json_types(cls, data)
-        return data
-
-
-def _kind_required(schema: dict[str, Any]) -> None:
-    schema["required"] = ["kind", *schema.get("required", [])]
-
-
-class TaskBase(Strict):
-    """A task of the ``kind`` union: the discriminator is required in a request (its default
-    serves Python callers)."""
-
-    model_config = ConfigDict(json_schema_extra=_kind_required)
+class TaskBase(KindBase):
+    """A task of the ``kind`` union."""
 
 
 class PluginTask(TaskBase):
@@ -55,3 +33,8 @@ class PluginTask(TaskBase):
     @abstractmethod
     def dataset_size(self) -> tuple[int, int]:
         """Elements and bytes of the builder's ``train_x, train_y, test_x, test_y`` together."""
+
+    def data_spec(self) -> DataSpec | None:
+        """The shape of the builder's data, so that a zoo model (``RunConfig.model``) can be
+        trained on it; ``None`` (the default): the task keeps its own model."""
+        return None

@@ -168,6 +168,19 @@ def test_the_example_plugin_is_installed_and_limits_read_its_counts() -> None:
     assert dataset_size(config) == (sum(t.numel() for t in tensors), size)
 
 
+def test_a_zoo_model_trains_on_the_plugin_data_it_states() -> None:
+    model = {"kind": "mlp", "widths": [6, 4], "norm": "layernorm"}
+    config = RunConfig.model_validate({"task": PARITY, "model": model})
+    built = build_task(config.task, config.seed, config.model)
+    assert count_parameters(config) == sum(p.numel() for p in built.model.parameters())
+    assert built.model(built.test_x).shape == (40, 2)
+    image = {"kind": "resnet", "depth": 20}  # takes images; the plugin states vectors
+    with pytest.raises(ValidationError) as info:
+        RunConfig.model_validate({"task": PARITY, "model": image})
+    (error,) = info.value.errors()
+    assert error["loc"] == ("model", "kind") and "needs image input" in error["msg"]
+
+
 def test_the_example_labels_are_the_parity_of_exactly_one_k_subset() -> None:
     task = build_task(RunConfig.model_validate({"task": PARITY}).task, seed=4)
     bits = torch.cat([task.train_x, task.test_x])

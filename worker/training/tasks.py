@@ -22,8 +22,10 @@ from server.schemas import (
     ModularTask,
     OpposingSignalsTask,
 )
+from server.task_specs import task_spec
 from worker.training.models import DigitsCNN, EmbeddingMLP, ModularTransformer, mlp
 from worker.training.opposing_data import make_opposing_signals
+from worker.training.zoo import with_model
 
 
 @dataclass(frozen=True)
@@ -77,14 +79,20 @@ def plugin_builder(kind: str) -> Builder:
     return builder
 
 
-def build_task(config: object, seed: int) -> Task:
-    """Build the data (seeded split) and the model (initialised from ``seed``)."""
+def build_task(config: object, seed: int, model: object | None = None) -> Task:
+    """Build the data (seeded split) and the model (initialised from ``seed``): the task's own,
+    or with ``model`` (``RunConfig.model``) the zoo's."""
     kind = config.kind  # type: ignore[attr-defined]
     builder = REGISTRY.get(kind) or plugin_builder(kind)
     task = builder(config, seed)
     if not isinstance(task, Task):
         raise TypeError(f"the builder of task {kind!r} returned {type(task).__name__}, not a Task")
-    return task
+    if model is None:
+        return task
+    spec = task_spec(config)
+    if spec is None:
+        raise ValueError(f"task kind {kind!r} keeps its own model")
+    return with_model(task, model, spec, seed)
 
 
 def _split(x: torch.Tensor, y: torch.Tensor, train_fraction: float, seed: int):  # noqa: ANN202

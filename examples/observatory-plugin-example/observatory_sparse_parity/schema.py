@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from observatory.plugins import PluginTask, field_error
+from observatory.plugins import DataSpec, PluginTask, field_error
 
 FLOAT32, INT64 = 4, 8
 
@@ -47,6 +47,10 @@ class SparseParityTask(PluginTask):
         """float32 bits and an int64 label per example, both splits."""
         n = self.n_train + self.n_test
         return n * (self.n_bits + 1), n * (self.n_bits * FLOAT32 + INT64)
+
+    def data_spec(self) -> DataSpec:
+        """n ±1 features, two classes: any zoo model that takes vectors (``RunConfig.model``)."""
+        return DataSpec("vector", (self.n_bits,), 2)
 
 
 SCHEMA = SparseParityTask
