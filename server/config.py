@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     checkpoint_dir: Path | None = Field(
         default=None, description="Must be shared by all workers at scale (a volume)."
     )
+    datasets_dir: Path = Field(
+        default=Path("data/datasets"),
+        description="Data sets a run may name (docs/datasets.md); each worker reads its own.",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
 
