@@ -13,31 +13,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from server.config import get_settings
-from server.validation import PRINTABLE, check_json_types, field_error
+from server.schema_base import KindBase, Strict
+from server.validation import PRINTABLE, field_error
 
 
-class Strict(BaseModel):
-    """Unknown fields are 422, and so are NaN and ±Infinity (PostgreSQL's JSON has neither) and
-    values of another JSON type than the schema's (``"5"`` or ``true`` for an integer)."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _json_types(cls, data: Any) -> Any:
-        check_json_types(cls, data)
-        return data
-
-
-def _kind_required(schema: dict[str, Any]) -> None:
-    schema["required"] = ["kind", *schema.get("required", [])]
-
-
-class TaskBase(Strict):
-    """A task of the ``kind`` union: the discriminator is required in a request (its default
-    serves Python callers)."""
-
-    model_config = ConfigDict(json_schema_extra=_kind_required)
+class TaskBase(KindBase):
+    """A task of the ``kind`` union."""
 
 
 class ModularTask(TaskBase):
