@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from server.config import get_settings
+from server.dataset_schemas import DatasetTask
 from server.schema_base import KindBase, Strict
 from server.validation import PRINTABLE, field_error
 
@@ -127,7 +128,7 @@ class OpposingSignalsTask(TaskBase):
 
 
 TaskConfig = Annotated[
-    ModularTask | DigitsTask | GaussianMixtureTask | OpposingSignalsTask,
+    ModularTask | DigitsTask | GaussianMixtureTask | OpposingSignalsTask | DatasetTask,
     Field(discriminator="kind"),
 ]
 

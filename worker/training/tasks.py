@@ -7,41 +7,25 @@ A new task is a schema class in ``server.schemas`` plus one builder registered h
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from sklearn.datasets import load_digits
 from torch import nn
 
-from server.schemas import DigitsTask, GaussianMixtureTask, ModularTask, OpposingSignalsTask
+from server.config import get_settings
+from server.schemas import (
+    DatasetTask,
+    DigitsTask,
+    GaussianMixtureTask,
+    ModularTask,
+    OpposingSignalsTask,
+)
+from worker.training.datasets import build_dataset_task
 from worker.training.models import DigitsCNN, EmbeddingMLP, ModularTransformer, mlp
 from worker.training.opposing_data import make_opposing_signals
+from worker.training.task import Task
 
-
-@dataclass(frozen=True)
-class Task:
-    """Tensors of a classification task and a freshly initialised model for it.
-
-    ``planted`` is a synthetic task's ground truth, one flag per training example (which examples
-    carry a planted feature), so that a probe's detection can be scored; ``image_shape`` marks
-    inputs that are ``(height, width)`` images, shown as thumbnails.
-    """
-
-    train_x: torch.Tensor
-    train_y: torch.Tensor
-    test_x: torch.Tensor
-    test_y: torch.Tensor
-    model: nn.Module
-    n_classes: int
-    planted: torch.Tensor | None = None
-    image_shape: tuple[int, int] | None = None
-
-    def loss_fn(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return nn.functional.cross_entropy(outputs, targets)
-
-    def example_loss_fn(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """``loss_fn`` per example (no reduction): its mean is ``loss_fn``."""
-        return nn.functional.cross_entropy(outputs, targets, reduction="none")
+__all__ = ["REGISTRY", "Task", "build_task", "register"]
 
 
 Builder = Callable[..., Task]
@@ -56,9 +40,12 @@ def register(kind: str) -> Callable[[Builder], Builder]:
     return add
 
 
-def build_task(config: object, seed: int) -> Task:
-    """Build the data (seeded split) and the model (initialised from ``seed``)."""
+def build_task(config: object, seed: int, model: object | None = None) -> Task:
+    """Build the data (seeded split) and the model (initialised from ``seed``); a ``dataset``
+    task reads this worker's ``OBS_DATASETS_DIR`` and builds ``model`` (``RunConfig.model``)."""
     kind = config.kind  # type: ignore[attr-defined]
+    if isinstance(config, DatasetTask):  # no model of its own
+        return build_dataset_task(config, seed, model, get_settings().datasets_dir)
     if kind not in REGISTRY:
         raise ValueError(f"no builder registered for task kind {kind!r}")
     return REGISTRY[kind](config, seed)
