@@ -53,7 +53,7 @@ def import_command(
 ) -> None:
     """Convert PATH (npz, image folder, text, CIFAR-10/100 batches, MNIST IDX) into the stored
     form."""
-    root = get_settings().datasets_dir
+    root = get_settings().resolved_datasets_dir
     try:
         fmt = format or detect(path)
         options = {
@@ -68,23 +68,23 @@ def import_command(
         console.print(f"[red]{error}[/]")
         raise typer.Exit(1) from None
     console.print(_table([manifest]))
-    console.print(f"stored under {root.resolve() / name}")
+    console.print(f"stored under {root / name}")
 
 
 @datasets_app.command("list")
 def list_command() -> None:
     """The data sets this machine's workers can read."""
-    root = get_settings().datasets_dir
+    root = get_settings().resolved_datasets_dir
     manifests = list(scan(root))
     console.print(_table(manifests))
-    console.print(f"{len(manifests)} data sets in {root.resolve()}")
+    console.print(f"{len(manifests)} data sets in {root}")
 
 
 @datasets_app.command("make-demo")
 def make_demo_command() -> None:
     """Small real data sets (scikit-learn's digits as an image folder and as npz, a text corpus
     of standard-library docstrings), written as source files and imported."""
-    root = get_settings().datasets_dir
+    root = get_settings().resolved_datasets_dir
     with tempfile.TemporaryDirectory() as sources, _progress("making demo sets") as progress:
         bar = progress.add_task("demo", total=None)
         update = lambda done, total: progress.update(bar, completed=done, total=total)  # noqa: E731

@@ -19,9 +19,11 @@ from typing import Any
 
 from fastapi.exceptions import RequestValidationError
 
+from server import model_params
 from server.config import Settings
 from server.schemas import (
     CollapseProbe,
+    DatasetTask,
     DigitsTask,
     GaussianMixtureTask,
     GrokkingProbe,
@@ -34,6 +36,7 @@ from server.schemas import (
     RunConfig,
     RunCostPublic,
 )
+from server.task_specs import task_spec
 
 FLOAT32, INT64 = 4, 8
 DIGITS_EXAMPLES, DIGITS_PIXELS = 1797, 64  # scikit-learn's load_digits()
@@ -78,6 +81,8 @@ PARAMETERS: dict[str, Callable[[Any], int]] = {
 
 def count_parameters(config: RunConfig) -> int:
     """What ``sum(p.numel() for p in model.parameters())`` of the built model will be."""
+    if config.model is not None:  # RunConfig's validation checked that the task has a spec
+        return model_params.count(config.model, task_spec(config.task))
     return PARAMETERS[config.task.kind](config.task)
 
 
@@ -89,6 +94,8 @@ def _split_train(n: int, train_fraction: float) -> int:
 def dataset_size(config: RunConfig) -> tuple[int, int]:
     """Elements and bytes of the inputs and labels of both splits."""
     task = config.task
+    if isinstance(task, DatasetTask):  # resolved at submit (server.api.datasets)
+        return task.held()
     if isinstance(task, ModularTask):
         n = task.p * (task.p - 1 if task.op == "div" else task.p)
         return 3 * n, 3 * n * INT64  # (a, b) pairs and the label, all int64
@@ -183,12 +190,12 @@ def check_limits(config: RunConfig, settings: Settings) -> RunCostPublic:
             errors.append({"loc": ("body", *loc), "msg": msg, "type": "limit_exceeded"})
 
     exceeds(
-        ("task",),
+        ("task",) if config.model is None else ("model",),
         "parameters of the model",
         cost.parameters,
         cost.max_parameters,
         "OBS_MAX_PARAMETERS",
-        "lower hidden, depth or embed_dim",
+        "lower its widths, depth or embed_dim",
     )
     for what, value, limit, env in (
         ("elements", cost.dataset_elements, cost.max_dataset_elements, "OBS_MAX_DATASET_ELEMENTS"),

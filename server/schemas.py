@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from server.config import get_settings
 from server.dataset_schemas import DatasetTask
+from server.model_rules import check_run
+from server.model_schemas import ModelConfig
 from server.schema_base import KindBase, Strict
 from server.validation import PRINTABLE, field_error
 
@@ -445,11 +447,25 @@ class RunConfig(Strict):
     task: TaskConfig = Field(
         default_factory=DigitsTask, json_schema_extra={"default": {"kind": "digits"}}
     )
+    model: ModelConfig | None = Field(
+        default=None,
+        title="Model",
+        description="a model from the zoo (server.model_schemas); absent: the task's own model",
+    )
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     batch_size: int | None = Field(default=None, ge=1, description="None: full batch")
     steps: int = Field(default=1000, ge=1, json_schema_extra=_max_steps_schema)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: Literal["none", "bf16", "fp16"] = Field(
+        default="none",
+        title="Mixed precision",
+        description="autocast of the training step (fp16 with a gradient scaler, CUDA only); "
+        "probes stay in float32",
+    )
+    compile: bool = Field(
+        default=False, title="torch.compile", description="compile the training forward (CUDA)"
+    )
     log_every: int = Field(default=10, ge=1)
     checkpoint_every: int = Field(default=500, ge=1)
     train_metrics: Literal["running", "full"] = Field(
@@ -483,6 +499,7 @@ class RunConfig(Strict):
             raise field_error(
                 self, "optimizer", "warmup_steps", message=f"must be below steps ({self.steps})"
             )
+        check_run(self)
         return self
 
     @property

@@ -15,8 +15,8 @@ log = logging.getLogger(__name__)
 
 def publish_catalog(settings: Settings, worker: str) -> int:
     """Replace ``worker``'s catalog entries with the data sets under its ``OBS_DATASETS_DIR``."""
-    manifests = list(scan(settings.datasets_dir))
+    manifests = list(scan(settings.resolved_datasets_dir))
     with session_scope(settings.resolved_database_url) as session:
         catalog.publish(session, worker=worker, manifests=manifests)
-    log.info("published %d data sets from %s", len(manifests), settings.datasets_dir.resolve())
+    log.info("published %d data sets from %s", len(manifests), settings.resolved_datasets_dir)
     return len(manifests)

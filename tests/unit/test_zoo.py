@@ -9,8 +9,12 @@ from pydantic import TypeAdapter
 from torch import nn
 
 from server.dataspec import DataSpec
+from server.limits import count_parameters
 from server.model_params import COUNTS, count
 from server.model_schemas import ModelConfig
+from server.schemas import RunConfig
+from server.task_specs import task_spec
+from worker.training.tasks import build_task
 from worker.training.zoo import BUILDERS, build_model
 
 MODEL = TypeAdapter(ModelConfig)
@@ -81,3 +85,17 @@ def test_each_kind_trains_with_finite_decreasing_loss(case: dict, spec: DataSpec
         losses.append(loss.item())
     assert all(torch.isfinite(torch.tensor(losses)))
     assert sum(losses[-5:]) / 5 < 0.95 * losses[0]
+
+
+@pytest.mark.parametrize(
+    ("task", "model"),
+    [
+        ({"kind": "digits"}, {"kind": "cnn", "channels": [4, 8]}),
+        ({"kind": "gaussian_mixture", "dim": 6, "n_classes": 3}, {"kind": "mlp", "widths": [5]}),
+    ],
+)
+def test_a_task_with_a_zoo_model_has_inputs_of_its_spec(task: dict, model: dict) -> None:
+    config = RunConfig.model_validate({"task": task, "model": model})
+    built = build_task(config.task, config.seed, config.model)
+    assert built.train_x.shape[1:] == built.test_x.shape[1:] == task_spec(config.task).shape
+    assert count_parameters(config) == sum(p.numel() for p in built.model.parameters())

@@ -185,7 +185,7 @@ def train(
     ``log_metrics=False`` switches all metric logging off (the logging-overhead baseline).
     """
     device = resolve_device(config.device)
-    task = build_task(config.task, config.seed)
+    task = build_task(config.task, config.seed, config.model)
     model = task.model
     n_params = count_parameters(model)
     if max_parameters is not None and n_params > max_parameters:

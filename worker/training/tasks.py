@@ -20,10 +20,12 @@ from server.schemas import (
     ModularTask,
     OpposingSignalsTask,
 )
+from server.task_specs import task_spec
 from worker.training.datasets import build_dataset_task
 from worker.training.models import DigitsCNN, EmbeddingMLP, ModularTransformer, mlp
 from worker.training.opposing_data import make_opposing_signals
 from worker.training.task import Task
+from worker.training.zoo import with_model
 
 __all__ = ["REGISTRY", "Task", "build_task", "register"]
 
@@ -41,14 +43,21 @@ def register(kind: str) -> Callable[[Builder], Builder]:
 
 
 def build_task(config: object, seed: int, model: object | None = None) -> Task:
-    """Build the data (seeded split) and the model (initialised from ``seed``); a ``dataset``
-    task reads this worker's ``OBS_DATASETS_DIR`` and builds ``model`` (``RunConfig.model``)."""
+    """Build the data (seeded split) and the model (initialised from ``seed``): the task's own,
+    or with ``model`` (``RunConfig.model``) the zoo's; a ``dataset`` task reads this worker's
+    ``OBS_DATASETS_DIR`` and has no model of its own."""
     kind = config.kind  # type: ignore[attr-defined]
-    if isinstance(config, DatasetTask):  # no model of its own
-        return build_dataset_task(config, seed, model, get_settings().datasets_dir)
+    if isinstance(config, DatasetTask):
+        return build_dataset_task(config, seed, model, get_settings().resolved_datasets_dir)
     if kind not in REGISTRY:
         raise ValueError(f"no builder registered for task kind {kind!r}")
-    return REGISTRY[kind](config, seed)
+    task = REGISTRY[kind](config, seed)
+    if model is None:
+        return task
+    spec = task_spec(config)
+    if spec is None:
+        raise ValueError(f"task kind {kind!r} keeps its own model")
+    return with_model(task, model, spec, seed)
 
 
 def _split(x: torch.Tensor, y: torch.Tensor, train_fraction: float, seed: int):  # noqa: ANN202

@@ -1,0 +1,50 @@
+"""The :class:`~server.dataspec.DataSpec` of each task kind, computed from its config alone.
+
+A task kind whose data a zoo model can take registers its spec here (``SPECS[kind]``); a kind
+without one keeps its built-in model (``RunConfig.model`` is then refused at submit).  Shared by
+the server's checks and the worker's builder, so both see the same shapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from server.dataspec import DataSpec
+
+if TYPE_CHECKING:  # server.schemas validates a RunConfig with these specs
+    from server.dataset_schemas import DatasetTask
+    from server.schemas import DigitsTask, GaussianMixtureTask, ModularTask, OpposingSignalsTask
+
+
+def _modular(task: ModularTask) -> DataSpec:
+    return DataSpec("tokens", (2,), task.p, vocab=task.p)
+
+
+def _digits(task: DigitsTask) -> DataSpec:
+    return DataSpec("image", (1, 8, 8), 10)
+
+
+def _mixture(task: GaussianMixtureTask | OpposingSignalsTask) -> DataSpec:
+    return DataSpec("vector", (task.dim,), task.n_classes)
+
+
+def _dataset(task: DatasetTask) -> DataSpec | None:
+    """Known once the data set is resolved (at submit from the catalog, in the worker from its
+    disk: ``server.api.datasets.resolve_task``); ``None`` before."""
+    return task.spec
+
+
+SPECS: dict[str, Callable[[Any], DataSpec | None]] = {
+    "modular": _modular,
+    "digits": _digits,
+    "gaussian_mixture": _mixture,
+    "opposing_signals": _mixture,
+    "dataset": _dataset,
+}
+
+
+def task_spec(task: Any) -> DataSpec | None:
+    """The shape contract of ``task``'s data, or ``None`` for a kind that registered none."""
+    spec = SPECS.get(task.kind)
+    return spec(task) if spec else None
