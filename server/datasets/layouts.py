@@ -27,6 +27,7 @@ SAFE_GLOBALS = {
     ("numpy._core.multiarray", "_reconstruct"),
     ("numpy", "ndarray"),
     ("numpy", "dtype"),
+    ("_codecs", "encode"),  # bytes in protocol-2 pickles written by Python 3: text to bytes
 }
 CIFAR = {
     "cifar10": (
