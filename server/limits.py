@@ -24,6 +24,7 @@ from server import model_params
 from server.config import Settings
 from server.schemas import (
     CollapseProbe,
+    DatasetTask,
     DigitsTask,
     GaussianMixtureTask,
     GrokkingProbe,
@@ -115,6 +116,8 @@ def _split_train(n: int, train_fraction: float) -> int:
 def dataset_size(config: RunConfig) -> tuple[int, int]:
     """Elements and bytes of the inputs and labels of both splits."""
     task = config.task
+    if isinstance(task, DatasetTask):  # resolved at submit (server.api.datasets)
+        return task.held()
     if isinstance(task, PluginTask):
         return _plugin_count(task, "dataset_size")
     if isinstance(task, ModularTask):

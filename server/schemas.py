@@ -15,10 +15,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from server.config import get_settings
+from server.dataset_schemas import DatasetTask
 from server.model_rules import check_run
 from server.model_schemas import ModelConfig
 from server.plugins import installed_plugins
-from server.schema_base import Strict
+from server.schema_base import KindBase, Strict
 from server.task_base import TaskBase
 from server.validation import PRINTABLE, field_error, located_error
 
@@ -128,15 +129,16 @@ class OpposingSignalsTask(TaskBase):
         return self
 
 
-BUILTIN_TASKS: tuple[type[TaskBase], ...] = (
+BUILTIN_TASKS: tuple[type[KindBase], ...] = (
     ModularTask,
     DigitsTask,
     GaussianMixtureTask,
     OpposingSignalsTask,
+    DatasetTask,
 )
 # The installed plugins' tasks join the union at start (server.plugins; docs/plugins.md).
 PLUGIN_TASKS = installed_plugins(tuple(task.model_fields["kind"].default for task in BUILTIN_TASKS))
-TASKS: tuple[type[TaskBase], ...] = BUILTIN_TASKS + tuple(p.schema for p in PLUGIN_TASKS.values())
+TASKS: tuple[type[KindBase], ...] = BUILTIN_TASKS + tuple(p.schema for p in PLUGIN_TASKS.values())
 TASK_KINDS = tuple(task.model_fields["kind"].default for task in TASKS)
 TaskConfig = Annotated[reduce(or_, TASKS), Field(discriminator="kind")]
 

@@ -15,6 +15,7 @@ from server.dataspec import DataSpec
 from server.task_base import PluginTask
 
 if TYPE_CHECKING:  # server.schemas validates a RunConfig with these specs
+    from server.dataset_schemas import DatasetTask
     from server.schemas import DigitsTask, GaussianMixtureTask, ModularTask, OpposingSignalsTask
 
 
@@ -33,11 +34,18 @@ def _mixture(task: GaussianMixtureTask | OpposingSignalsTask) -> DataSpec:
     return DataSpec("vector", (task.dim,), task.n_classes)
 
 
-SPECS: dict[str, Callable[[Any], DataSpec]] = {
+def _dataset(task: DatasetTask) -> DataSpec | None:
+    """Known once the data set is resolved (at submit from the catalog, in the worker from its
+    disk: ``server.api.datasets.resolve_task``); ``None`` before."""
+    return task.spec
+
+
+SPECS: dict[str, Callable[[Any], DataSpec | None]] = {
     "modular": _modular,
     "digits": _digits,
     "gaussian_mixture": _mixture,
     "opposing_signals": _mixture,
+    "dataset": _dataset,
 }
 
 

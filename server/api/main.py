@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 
 from server.api import (
     auth,
+    datasets,
     events,
     health,
     metrics,
@@ -30,7 +31,7 @@ api_router = APIRouter(
     responses=responses(400, 401, 403),
     dependencies=[Depends(auth.authorize), Depends(single_valued_query)],
 )
-for module_router in (runs.router, runs.config_router, tasks.router):
+for module_router in (runs.router, runs.config_router, tasks.router, datasets.router):
     api_router.include_router(module_router)  # these document their errors per operation
 # Operations on one run (or token): an unknown one is 404, a bad id or parameter 422.
 RUN_SCOPED = (metrics.router, events.router, results.router, outliers.router, stream.router)

@@ -9,49 +9,28 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from sklearn.datasets import load_digits
 from torch import nn
 
+from server.config import get_settings
 from server.schemas import (
     PLUGIN_TASKS,
+    DatasetTask,
     DigitsTask,
     GaussianMixtureTask,
     ModularTask,
     OpposingSignalsTask,
 )
 from server.task_specs import task_spec
+from worker.training.datasets import build_dataset_task
 from worker.training.models import DigitsCNN, EmbeddingMLP, ModularTransformer, mlp
 from worker.training.opposing_data import make_opposing_signals
+from worker.training.task import Task
 from worker.training.zoo import with_model
 
-
-@dataclass(frozen=True)
-class Task:
-    """Tensors of a classification task and a freshly initialised model for it.
-
-    ``planted`` is a synthetic task's ground truth, one flag per training example (which examples
-    carry a planted feature), so that a probe's detection can be scored; ``image_shape`` marks
-    inputs that are ``(height, width)`` images, shown as thumbnails.
-    """
-
-    train_x: torch.Tensor
-    train_y: torch.Tensor
-    test_x: torch.Tensor
-    test_y: torch.Tensor
-    model: nn.Module
-    n_classes: int
-    planted: torch.Tensor | None = None
-    image_shape: tuple[int, int] | None = None
-
-    def loss_fn(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return nn.functional.cross_entropy(outputs, targets)
-
-    def example_loss_fn(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """``loss_fn`` per example (no reduction): its mean is ``loss_fn``."""
-        return nn.functional.cross_entropy(outputs, targets, reduction="none")
+__all__ = ["REGISTRY", "Task", "build_task", "register"]
 
 
 Builder = Callable[..., Task]
@@ -81,8 +60,11 @@ def plugin_builder(kind: str) -> Builder:
 
 def build_task(config: object, seed: int, model: object | None = None) -> Task:
     """Build the data (seeded split) and the model (initialised from ``seed``): the task's own,
-    or with ``model`` (``RunConfig.model``) the zoo's."""
+    or with ``model`` (``RunConfig.model``) the zoo's; a ``dataset`` task reads this worker's
+    ``OBS_DATASETS_DIR`` and has no model of its own."""
     kind = config.kind  # type: ignore[attr-defined]
+    if isinstance(config, DatasetTask):
+        return build_dataset_task(config, seed, model, get_settings().resolved_datasets_dir)
     builder = REGISTRY.get(kind) or plugin_builder(kind)
     task = builder(config, seed)
     if not isinstance(task, Task):
