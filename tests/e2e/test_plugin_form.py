@@ -34,7 +34,7 @@ def test_the_plugin_task_is_offered_rendered_and_submitted(
     expect(n_bits).to_have_value("30")
     expect(k).to_have_value("3")
     expect(form.locator('[name="task.hidden"]')).to_have_value("256")
-    expect(form.locator(".union")).to_contain_text("Barak et al. 2022")
+    expect(form.locator('fieldset[data-path="task"]')).to_contain_text("Barak et al. 2022")
 
     # the plugin's own cross-field rule: its 422 is shown at its field
     n_bits.fill("10")
