@@ -2,6 +2,6 @@
 and a freshly initialised model, and ``mlp``, the service's multilayer perceptron."""
 
 from worker.training.models import mlp
-from worker.training.tasks import Task
+from worker.training.task import Task
 
 __all__ = ["Task", "mlp"]

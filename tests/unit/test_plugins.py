@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from server.limits import count_parameters, dataset_size
+from server.config import Settings
+from server.limits import check_limits, count_parameters, dataset_size
 from server.plugins import GROUP, load_plugins
 from server.schemas import BUILTIN_TASKS, PLUGIN_TASKS, TASK_KINDS, RunConfig
 from worker.training.tasks import build_task
@@ -206,3 +208,15 @@ def test_the_api_process_imports_the_plugin_schemas_without_torch() -> None:
         "assert 'sparse_parity' in TASK_KINDS; assert 'torch' not in sys.modules, 'torch'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("method", ["parameter_count", "dataset_size", "data_spec"])
+def test_a_plugin_bug_at_submit_is_a_422_naming_its_task(
+    method: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    schema = PLUGIN_TASKS["sparse_parity"].schema
+    monkeypatch.setattr(schema, method, lambda self: 1 / 0)
+    with pytest.raises((ValidationError, RequestValidationError)) as info:
+        check_limits(RunConfig.model_validate({"task": PARITY}), Settings())
+    assert "the plugin of task 'sparse_parity' could not" in str(info.value)
+    assert "ZeroDivisionError" in caplog.text
