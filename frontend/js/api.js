@@ -90,6 +90,7 @@ export const api = {
     request("GET", `/api/runs/${id}/examples/${index}/loss${query({ max_points: maxPoints })}`),
   schema: () => request("GET", "/api/schema/run-config"),
   presets: () => request("GET", "/api/presets"),
+  datasets: () => request("GET", "/api/datasets"),
   health: () => request("GET", "/api/health"),
   streamUrl: (id, cursor) => `/api/runs/${id}/stream${query({ cursor })}`,
   exportUrl: (id) => `/api/runs/${id}/export.csv`,
