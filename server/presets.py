@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from server.schemas import RunConfig
+from server.zoo_presets import ZOO_PRESETS
 
 
 def _preset(name: str, description: str, config: dict) -> dict:
@@ -160,3 +161,4 @@ PRESETS = [
         },
     ),
 ]
+PRESETS += [_preset(name, description, config) for name, description, config in ZOO_PRESETS]

@@ -450,7 +450,8 @@ class RunConfig(Strict):
     model: ModelConfig | None = Field(
         default=None,
         title="Model",
-        description="a model from the zoo (server.model_schemas); absent: the task's own model",
+        description="a model from the zoo, checked against the task's data (off: the task's "
+        "own model)",
     )
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     batch_size: int | None = Field(default=None, ge=1, description="None: full batch")

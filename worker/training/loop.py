@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from server.schemas import OptimizerConfig, RunConfig
+from worker.training import precision as mixed
 from worker.training.checkpoint import CheckpointStore
 from worker.training.task import Task, correct_count, cross_entropy_sum
 from worker.training.tasks import build_task
@@ -199,6 +200,7 @@ def train(
     test_x, test_y = test_x.to(device), test_y.to(device)
     optimizer = make_optimizer(config.optimizer, model)
     schedule = make_schedule(config.optimizer, optimizer, config.steps)
+    precision = mixed.for_run(config, model, device)
     batches = Batches(len(train_y), config.batch_size, config.seed + 1, device)
     window = [0.0, 0.0, 0]  # loss sum, correct, examples since the last log
 
@@ -210,6 +212,7 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         batches.load_state_dict(state["batches"])
+        precision.load_state_dict(state.get("precision", {}))
         torch.set_rng_state(state["rng"])
         window = list(state["window"])
         for hook in hooks:
@@ -219,6 +222,8 @@ def train(
 
     model.train()
     start, last_loss = step, None
+    if step == 0 and (dropped := precision.event()):
+        reporter.event(0, "run.precision", dropped)
     while True:
         reason = reporter.stop_reason(step)
         periodic = step != start and step % config.checkpoint_every == 0
@@ -231,6 +236,7 @@ def train(
                     "optimizer": optimizer.state_dict(),
                     "schedule": schedule.state_dict(),
                     "batches": batches.state_dict(),
+                    "precision": precision.state_dict(),
                     "rng": torch.get_rng_state(),
                     "window": [float(window[0]), float(window[1]), window[2]],
                     "hooks": {hook.name: hook.state_dict() for hook in hooks},
@@ -249,10 +255,11 @@ def train(
         if task.augment is not None:
             x = task.augment(x, step)
         due = log_metrics and (step % config.log_every == 0 or step == config.steps)
-        out = model(x)
-        loss = task.loss_fn(out, y)
+        with precision.autocast():
+            out = precision.forward(x)
+            loss = task.loss_fn(out, y)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        precision.backward(loss, optimizer)
         last_loss = loss.detach()
         if log_metrics and (due or idx is not None):  # full batch: the metrics are exactly θ_s's
             # Summed on the device: no host sync per step (GPU), converted when logged.
@@ -270,7 +277,7 @@ def train(
                 return Outcome("failed", step, {"error": error})
         if step >= config.steps:
             break
-        optimizer.step()
+        precision.step(optimizer)
         schedule.step()
         step += 1
     reporter.flush()
