@@ -35,6 +35,7 @@ class DatasetTask(KindBase):
         max_length=100,
         title="Data set",
         description="a data set name from GET /api/datasets (a name under OBS_DATASETS_DIR)",
+        json_schema_extra={"x-choices": "datasets"},  # the form's select (frontend/js/choices.js)
     )
     subset: int | None = Field(
         default=None, ge=2, le=MAX_SUBSET, description="training examples used (seeded draw)"

@@ -91,6 +91,7 @@ export const api = {
   schema: () => request("GET", "/api/schema/run-config"),
   presets: () => request("GET", "/api/presets"),
   tasks: () => request("GET", "/api/tasks"),
+  datasets: () => request("GET", "/api/datasets"),
   health: () => request("GET", "/api/health"),
   streamUrl: (id, cursor) => `/api/runs/${id}/stream${query({ cursor })}`,
   exportUrl: (id) => `/api/runs/${id}/export.csv`,
