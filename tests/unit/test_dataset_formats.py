@@ -189,3 +189,17 @@ def test_a_truncated_idx_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "train-images-idx3-ubyte").write_bytes(data[:-10])
     with pytest.raises(DatasetError, match="truncated"):
         read_idx(tmp_path / "train-images-idx3-ubyte")
+
+
+def test_an_image_folder_with_a_broken_or_odd_sized_image_is_refused(tmp_path: Path) -> None:
+    for label in ("a", "b"):
+        (tmp_path / "images" / label).mkdir(parents=True)
+        for i in range(3):
+            Image.new("L", (4, 4)).save(tmp_path / "images" / label / f"{i}.png")
+    Image.new("L", (5, 4)).save(tmp_path / "images" / "b" / "odd.png")
+    with pytest.raises(DatasetError, match=r"b/odd.png is 5x4, other images are 4x4"):
+        import_dataset(tmp_path / "images", tmp_path / "root", "odd")
+    (tmp_path / "images" / "b" / "odd.png").write_bytes(b"\x89PNG not really")
+    with pytest.raises(DatasetError, match="odd.png: not a readable PNG/JPEG"):
+        import_dataset(tmp_path / "images", tmp_path / "root", "odd")
+    assert list(scan(tmp_path / "root")) == []
