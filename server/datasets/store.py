@@ -133,6 +133,8 @@ def open_arrays(root: Path, manifest: Manifest) -> dict[str, np.ndarray]:
     arrays = {}
     for key in keys:
         path = directory / f"{key}.npy"
+        if not path.resolve().is_relative_to(directory):
+            raise DatasetError(f"data set {manifest.name!r}: {key}.npy links out of its folder")
         try:
             arrays[key] = np.load(path, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError, EOFError) as error:

@@ -103,18 +103,29 @@ def test_text_char_and_byte_level(tmp_path: Path) -> None:
         assert_same(load(tmp_path / "root", name, gpt), *expected)
 
 
-def write_cifar10(folder: Path, per_batch: int = 3) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+# torchvision's two layouts: (train files, test file, meta file, label key, class-name key)
+CIFAR_LAYOUTS = {
+    "cifar10": ([f"data_batch_{i}" for i in range(1, 6)], "test_batch", "batches.meta", b"labels",
+                b"label_names", 10),
+    "cifar100": (["train"], "test", "meta", b"fine_labels", b"fine_label_names", 100),
+}  # fmt: skip
+
+
+def write_cifar(
+    folder: Path, variant: str = "cifar10", per_batch: int = 3
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Batches as torchvision's files hold them: pickles (protocol 2) with bytes keys."""
+    train, test, meta, label_key, names_key, classes = CIFAR_LAYOUTS[variant]
     folder.mkdir()
     parts: dict[str, list] = {"train": [], "test": []}
-    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    for name in names:
+    for name in [*train, test]:
         data = RNG.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
-        labels = [int(v) for v in RNG.integers(0, 10, per_batch)]
-        with (folder / name).open("wb") as file:  # python 2 style keys, as torchvision's files
-            pickle.dump({b"data": data, b"labels": labels, b"batch_label": b"x"}, file, 2)
-        parts["test" if name == "test_batch" else "train"].append((data, labels))
-    with (folder / "batches.meta").open("wb") as file:
-        pickle.dump({b"label_names": [f"c{i}".encode() for i in range(10)]}, file, 2)
+        labels = [int(v) for v in RNG.integers(0, classes, per_batch)]
+        with (folder / name).open("wb") as file:
+            pickle.dump({b"data": data, label_key: labels, b"batch_label": b"x"}, file, 2)
+        parts["test" if name == test else "train"].append((data, labels))
+    with (folder / meta).open("wb") as file:
+        pickle.dump({names_key: [f"c{i}".encode() for i in range(classes)]}, file, 2)
     return {
         split: (
             np.concatenate([d for d, _ in batches]).reshape(-1, 3, 32, 32).astype(np.float32) / 255,
@@ -124,15 +135,13 @@ def write_cifar10(folder: Path, per_batch: int = 3) -> dict[str, tuple[np.ndarra
     }
 
 
-def test_cifar10_python_batches(tmp_path: Path) -> None:
-    expected = write_cifar10(tmp_path / "cifar-10-batches-py")
-    manifest = import_dataset(tmp_path / "cifar-10-batches-py", tmp_path / "root", "cifar")
-    assert (manifest.source, manifest.shape, manifest.classes[:2]) == (
-        "cifar10",
-        (3, 32, 32),
-        ["c0", "c1"],
-    )
-    assert_same(load(tmp_path / "root", "cifar"), *expected["train"], *expected["test"])
+@pytest.mark.parametrize("variant", ["cifar10", "cifar100"])
+def test_cifar_python_batches(tmp_path: Path, variant: str) -> None:
+    expected = write_cifar(tmp_path / "batches", variant)
+    manifest = import_dataset(tmp_path / "batches", tmp_path / "root", variant)
+    assert (manifest.source, manifest.shape) == (variant, (3, 32, 32))
+    assert manifest.classes == [f"c{i}" for i in range(CIFAR_LAYOUTS[variant][-1])]
+    assert_same(load(tmp_path / "root", variant), *expected["train"], *expected["test"])
 
 
 class Evil:
@@ -141,7 +150,7 @@ class Evil:
 
 
 def test_a_pickle_that_would_run_code_is_refused(tmp_path: Path) -> None:
-    write_cifar10(tmp_path / "cifar")
+    write_cifar(tmp_path / "cifar")
     with (tmp_path / "cifar" / "test_batch").open("wb") as file:
         pickle.dump({b"data": Evil(), b"labels": []}, file, 2)
     with pytest.raises(DatasetError, match="refused to load posix.system"):
@@ -180,3 +189,17 @@ def test_a_truncated_idx_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "train-images-idx3-ubyte").write_bytes(data[:-10])
     with pytest.raises(DatasetError, match="truncated"):
         read_idx(tmp_path / "train-images-idx3-ubyte")
+
+
+def test_an_image_folder_with_a_broken_or_odd_sized_image_is_refused(tmp_path: Path) -> None:
+    for label in ("a", "b"):
+        (tmp_path / "images" / label).mkdir(parents=True)
+        for i in range(3):
+            Image.new("L", (4, 4)).save(tmp_path / "images" / label / f"{i}.png")
+    Image.new("L", (5, 4)).save(tmp_path / "images" / "b" / "odd.png")
+    with pytest.raises(DatasetError, match=r"b/odd.png is 5x4, other images are 4x4"):
+        import_dataset(tmp_path / "images", tmp_path / "root", "odd")
+    (tmp_path / "images" / "b" / "odd.png").write_bytes(b"\x89PNG not really")
+    with pytest.raises(DatasetError, match="odd.png: not a readable PNG/JPEG"):
+        import_dataset(tmp_path / "images", tmp_path / "root", "odd")
+    assert list(scan(tmp_path / "root")) == []

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from server.config import Settings, get_settings
-from server.datasets import DatasetError, dataset_dir, read_manifest
+from server.datasets import DatasetError, dataset_dir, open_arrays, read_manifest
 from server.db import get_sessionmaker
 from server.models import Run
 from server.schemas import RunConfig
@@ -43,6 +43,14 @@ def test_a_symlink_out_of_the_root_is_refused(root: Path, tmp_path: Path) -> Non
     (root / "escape").symlink_to(outside, target_is_directory=True)
     with pytest.raises(DatasetError, match="resolves outside OBS_DATASETS_DIR"):
         read_manifest(root, "escape")
+
+
+def test_an_array_linked_out_of_its_folder_is_refused(root: Path, tmp_path: Path) -> None:
+    (tmp_path / "x.npy").write_bytes((root / "digits" / "x_test.npy").read_bytes())
+    (root / "digits" / "x_test.npy").unlink()
+    (root / "digits" / "x_test.npy").symlink_to(tmp_path / "x.npy")
+    with pytest.raises(DatasetError, match="x_test.npy links out of its folder"):
+        open_arrays(root, read_manifest(root, "digits"))
 
 
 def run_in_worker(db_url: str, root: Path, monkeypatch: pytest.MonkeyPatch, config: dict) -> Run:
