@@ -137,22 +137,27 @@ class ResNetModel(KindBase):
         return _needs_images("resnet", spec)
 
 
-class VitModel(KindBase):
+class TransformerModel(KindBase):
+    """Fields and rules the transformers share."""
+
+    width: int = Field(default=256, ge=1, le=8192, title="Width (d_model)")
+    heads: int = Field(default=4, ge=1, le=64, title="Attention heads")
+    mlp_ratio: int = Field(default=4, ge=1, le=8, title="MLP hidden units per width")
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> TransformerModel:
+        if self.width % self.heads:
+            raise field_error(self, "width", message=f"must be a multiple of heads ({self.heads})")
+        return self
+
+
+class VitModel(TransformerModel):
     """Vision transformer (Dosovitskiy et al. 2021): non-overlapping patches, a class token,
     learned position embeddings, pre-LayerNorm blocks, the class token read out."""
 
     kind: Literal["vit"] = "vit"
     patch_size: int = Field(default=4, ge=1, le=64, title="Patch size (pixels)")
     depth: int = Field(default=6, ge=1, le=48, title="Blocks")
-    width: int = Field(default=192, ge=1, le=8192, title="Width (d_model)")
-    heads: int = Field(default=3, ge=1, le=64, title="Attention heads")
-    mlp_ratio: int = Field(default=4, ge=1, le=8, title="MLP hidden units per width")
-
-    @model_validator(mode="after")
-    def _heads_divide(self) -> VitModel:
-        if self.width % self.heads:
-            raise field_error(self, "width", message=f"must be a multiple of heads ({self.heads})")
-        return self
 
     def check(self, spec: DataSpec) -> list[Problem]:
         problems = _needs_images("vit", spec)
@@ -163,33 +168,24 @@ class VitModel(KindBase):
         return problems
 
 
-class GptModel(KindBase):
+class GptModel(TransformerModel):
     """Decoder-only transformer (GPT-2 layout): token and learned position embeddings,
     pre-LayerNorm causal blocks, a final LayerNorm, logits for every position."""
 
     kind: Literal["gpt"] = "gpt"
     layers: int = Field(default=4, ge=1, le=48, title="Blocks")
-    heads: int = Field(default=4, ge=1, le=64, title="Attention heads")
-    width: int = Field(default=256, ge=1, le=8192, title="Width (d_model)")
     context: int = Field(
         default=128,
         ge=1,
         le=8192,
         title="Context length",
-        description="position embeddings; at most the data's context",
+        description="positions the model takes; at least the data's context",
     )
-    mlp_ratio: int = Field(default=4, ge=1, le=8, title="MLP hidden units per width")
     tied_embeddings: bool = Field(
         default=True,
         title="Tied embeddings",
         description="the output layer reuses the token embedding",
     )
-
-    @model_validator(mode="after")
-    def _heads_divide(self) -> GptModel:
-        if self.width % self.heads:
-            raise field_error(self, "width", message=f"must be a multiple of heads ({self.heads})")
-        return self
 
     def check(self, spec: DataSpec) -> list[Problem]:
         if spec.input != "tokens" or spec.target != "next_token":

@@ -48,19 +48,19 @@ ZOO_PRESETS = [
     (
         "edge of stability: CIFAR-style ResNet",
         "Full-batch gradient descent at lr 0.04 on a ResNet-20 without BatchNorm, with the top "
-        "Hessian eigenvalue of the whole training set every 20 steps: sharpness rises until it "
-        "reaches 2/lr = 50 (eos.crossed) and then hovers there while the loss keeps falling, "
-        "non-monotonically (Cohen et al. 2021, on a 5,000-image CIFAR-10 subset).  Here on "
-        "digits as 8×8 images until a stored CIFAR-10 is available; a GPU run.",
+        "Hessian eigenvalue of the whole training set every 20 steps.  On a 5,000-image CIFAR-10 "
+        "subset Cohen et al. (2021) see sharpness rise to 2/lr = 50 (eos.crossed) and hover "
+        "there while the loss keeps falling, non-monotonically.  Here on digits as 8×8 images "
+        "until a stored CIFAR-10 is available (a reduced run is in docs/models.md); a GPU run.",
         EOS_RESNET,
     ),
     (
         "neural collapse: ResNet on images",
         "A ResNet-20 with BatchNorm, SGD + momentum, weight decay 5e-4 and a cosine schedule on "
         "minibatches of 128, trained far past 100 % train accuracy, with NC1 every 50 steps at "
-        "the classifier and at the input of each stage: within-class variability collapses, "
-        "most at the last layers (Papyan et al. 2020; per layer, Rangamani et al. 2023).  Here "
-        "on digits as 8×8 images until a stored CIFAR-10 is available; a GPU run.",
+        "the classifier and at the input of each stage: in the papers within-class variability "
+        "collapses, most at the last layers (Papyan et al. 2020; per layer, Rangamani et al. "
+        "2023).  Here on digits as 8×8 images until a stored CIFAR-10 is available; a GPU run.",
         COLLAPSE_RESNET,
     ),
 ]

@@ -99,3 +99,21 @@ def test_a_task_with_a_zoo_model_has_inputs_of_its_spec(task: dict, model: dict)
     built = build_task(config.task, config.seed, config.model)
     assert built.train_x.shape[1:] == built.test_x.shape[1:] == task_spec(config.task).shape
     assert count_parameters(config) == sum(p.numel() for p in built.model.parameters())
+
+
+def test_a_deep_resnet_without_batchnorm_keeps_its_scale_at_initialisation() -> None:
+    """He-normal convolutions and Fixup's 1/√L on each residual branch: the features of a
+    ResNet-110 have the scale of a ResNet-8's (unscaled, the variance would double per block)."""
+    x = torch.randn(64, *IMAGE.shape, generator=torch.Generator().manual_seed(1))
+    scales = []
+    for depth in (8, 110):
+        torch.manual_seed(0)
+        model = build_model(
+            MODEL.validate_python(
+                {"kind": "resnet", "depth": depth, "width": 0.25, "norm": "none"}
+            ),
+            IMAGE,
+        )
+        with torch.no_grad():
+            scales.append(model.features(x).pow(2).mean().item())
+    assert 0.25 < scales[1] / scales[0] < 4

@@ -3,6 +3,13 @@
 Convolutions carry a bias only without BatchNorm (BatchNorm's shift replaces it).  The classifier
 is the last ``nn.Linear`` (``head``) after global average pooling, where the collapse probe
 reads the penultimate features.
+
+Initialisation: He et al. (2015)'s normal initialisation of every convolution (fan-in, ReLU gain),
+which keeps the activations' scale through conv-ReLU layers (PyTorch's default shrinks it by
+about √3 per layer and leaves a deep network without BatchNorm nearly constant), biases zero.
+Without BatchNorm, the last convolution of each residual branch is further scaled by 1/√L for
+L blocks, as Fixup (Zhang et al. 2019) does, so that the sum of L branches keeps the scale
+bounded instead of doubling the variance at every block.
 """
 
 from __future__ import annotations
@@ -33,6 +40,15 @@ class Classifier(nn.Module):
         return self.head(self.features(images).mean(dim=(2, 3)))
 
 
+def init_convs(model: nn.Module) -> None:
+    """He-normal convolutions (fan-in, ReLU), zero biases."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
 def build_cnn(config: CnnModel, spec: DataSpec) -> Classifier:
     pool = nn.MaxPool2d if config.pool == "max" else nn.AvgPool2d
     stages: list[nn.Module] = []
@@ -43,7 +59,9 @@ def build_cnn(config: CnnModel, spec: DataSpec) -> Classifier:
             layers += [conv_norm(c_in if i == 0 else c, c, config.norm), nn.ReLU()]
         stages.append(nn.Sequential(*layers, pool(2)))
         c_in = c
-    return Classifier(nn.Sequential(*stages), c_in, spec.n_classes)
+    model = Classifier(nn.Sequential(*stages), c_in, spec.n_classes)
+    init_convs(model)
+    return model
 
 
 class BasicBlock(nn.Module):
@@ -85,4 +103,11 @@ def build_resnet(config: ResNetModel, spec: DataSpec) -> Classifier:
     features = nn.Sequential()
     features.add_module("stem", stem)
     features.add_module("stages", nn.Sequential(*stages))
-    return Classifier(features, c_in, spec.n_classes)
+    model = Classifier(features, c_in, spec.n_classes)
+    init_convs(model)
+    if config.norm == "none":
+        blocks = [m for m in model.modules() if isinstance(m, BasicBlock)]
+        with torch.no_grad():
+            for block in blocks:
+                block.conv2[0].weight.mul_(len(blocks) ** -0.5)
+    return model
