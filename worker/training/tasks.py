@@ -48,7 +48,7 @@ def build_task(config: object, seed: int, model: object | None = None) -> Task:
     ``OBS_DATASETS_DIR`` and has no model of its own."""
     kind = config.kind  # type: ignore[attr-defined]
     if isinstance(config, DatasetTask):
-        return build_dataset_task(config, seed, model, get_settings().resolved_datasets_dir)
+        return build_dataset_task(config, seed, model, get_settings())
     if kind not in REGISTRY:
         raise ValueError(f"no builder registered for task kind {kind!r}")
     task = REGISTRY[kind](config, seed)
