@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from server.api.deps import SessionDep, SettingsDep
-from server.api.errors import invalid, responses
+from server.api.errors import invalid
 from server.config import Settings
 from server.dataset_schemas import DatasetPublic, DatasetsPublic, DatasetTask
 from server.datasets import DatasetError, Manifest, dataset_dir, read_manifest, scan
@@ -36,7 +36,7 @@ def _public(manifest: Manifest, locations: list[str]) -> DatasetPublic:
     )
 
 
-@router.get("", response_model=DatasetsPublic, responses=responses(422))
+@router.get("", response_model=DatasetsPublic)
 def list_datasets(session: SessionDep, settings: SettingsDep) -> DatasetsPublic:
     """Every data set a worker (or this server) can read, by name; the newest manifest wins."""
     found: dict[str, tuple[Manifest, list[str]]] = {

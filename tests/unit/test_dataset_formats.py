@@ -14,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
+from server.config import Settings
 from server.dataset_schemas import DatasetTask
 from server.datasets import DatasetError, scan
 from server.datasets.importer import import_dataset
@@ -27,7 +28,9 @@ MLP = MlpModel(widths=[4])
 
 def load(root: Path, name: str, model: object = MLP, **options: object):  # noqa: ANN201
     """The worker's view of a stored data set (its builder, as ``build_task`` calls it)."""
-    return build_dataset_task(DatasetTask(name=name, **options), 0, model, root)
+    return build_dataset_task(
+        DatasetTask(name=name, **options), 0, model, Settings(datasets_dir=root)
+    )
 
 
 def assert_same(built, x_train, y_train, x_test, y_test) -> None:  # noqa: ANN001

@@ -53,9 +53,13 @@ def test_an_array_linked_out_of_its_folder_is_refused(root: Path, tmp_path: Path
         open_arrays(root, read_manifest(root, "digits"))
 
 
-def run_in_worker(db_url: str, root: Path, monkeypatch: pytest.MonkeyPatch, config: dict) -> Run:
+def run_in_worker(
+    db_url: str, root: Path, monkeypatch: pytest.MonkeyPatch, config: dict, **env: str
+) -> Run:
     """``config`` stored as the API would (unchecked here), then run by the worker's code."""
     monkeypatch.setenv("OBS_DATASETS_DIR", str(root))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     get_settings.cache_clear()  # the worker's builder reads its settings
     settings = Settings(database_url=db_url, broker_url=UNREACHABLE_REDIS)
     with get_sessionmaker(db_url)() as session:
@@ -110,3 +114,15 @@ def test_a_model_that_does_not_fit_this_workers_copy_fails_the_run(
     config = {**CONFIG, "model": {"kind": "cnn", "channels": [4]}}  # digits here are vectors
     run = run_in_worker(db_url, root, monkeypatch, config)
     assert run.error.startswith("model.kind: cnn needs image input")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_workers_own_size_limits_apply(
+    db_url: str, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {"OBS_MAX_DATASET_ELEMENTS": "1000"}
+    run = run_in_worker(db_url, root, monkeypatch, CONFIG, **env)
+    assert run.error == (
+        "data set 'digits': 116,805 elements on this worker, above its limit 1,000 "
+        "(OBS_MAX_DATASET_ELEMENTS); use a subset"
+    )

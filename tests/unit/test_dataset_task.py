@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch.nn import functional
 
+from server.config import Settings
 from server.datasets import read_manifest
 from server.limits import count_parameters, dataset_size
 from server.schemas import RunConfig
@@ -27,6 +28,11 @@ CASES = [
 ]
 
 
+def on_disk(root: Path) -> Settings:
+    """A worker's settings with ``root`` as its data sets directory."""
+    return Settings(datasets_dir=root)
+
+
 def resolved(demo_datasets: Path, task: dict, model: dict, **run: object) -> RunConfig:
     """A config whose data set is resolved, as the API does at submit."""
     config = RunConfig.model_validate({"task": {"kind": "dataset", **task}, "model": model, **run})
@@ -39,7 +45,7 @@ def test_counts_at_submit_equal_the_built_model_and_data(
     demo_datasets: Path, task: dict, model: dict
 ) -> None:
     config = resolved(demo_datasets, task, model)
-    made = build_dataset_task(config.task, config.seed, config.model, demo_datasets)
+    made = build_dataset_task(config.task, config.seed, config.model, on_disk(demo_datasets))
     assert count_parameters(config) == sum(p.numel() for p in made.model.parameters())
     tensors = (made.train_x, made.train_y, made.test_x, made.test_y)
     elements = sum(t.numel() for t in tensors)
@@ -50,7 +56,7 @@ def test_counts_at_submit_equal_the_built_model_and_data(
 
 def built(demo_datasets: Path, task: dict, model: dict, seed: int = 0):  # noqa: ANN201
     config = resolved(demo_datasets, task, model, seed=seed)
-    return build_dataset_task(config.task, config.seed, config.model, demo_datasets)
+    return build_dataset_task(config.task, config.seed, config.model, on_disk(demo_datasets))
 
 
 def test_a_subset_is_a_seeded_draw_of_training_examples(demo_datasets: Path) -> None:

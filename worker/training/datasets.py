@@ -10,7 +10,6 @@ Every problem is a ``DatasetError`` whose message becomes the failed run's error
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from server.config import Settings
 from server.dataset_schemas import PADDING, DatasetTask
 from server.datasets import DatasetError, Manifest, open_arrays, read_manifest
 from worker.training.augment import CropFlip
@@ -77,11 +77,28 @@ def _check_model(manifest: Manifest, model: Any) -> None:
         raise DatasetError(f"model.{field}: {reason} (data set {manifest.name!r} on this worker)")
 
 
-def build_dataset_task(config: DatasetTask, seed: int, model: Any, root: Path) -> Task:
-    """The data set's tensors (subset, normalised) and ``model`` initialised from ``seed``."""
+def _check_size(config: DatasetTask, settings: Settings) -> None:
+    """This worker's limits, on its own copy (the submit-time check saw the catalog's)."""
+    elements, size = config.held()
+    for what, value, limit, env in (
+        ("elements", elements, settings.max_dataset_elements, "OBS_MAX_DATASET_ELEMENTS"),
+        ("bytes", size, settings.max_dataset_bytes, "OBS_MAX_DATASET_BYTES"),
+    ):
+        if value > limit:
+            raise DatasetError(
+                f"data set {config.name!r}: {value:,} {what} on this worker, above its limit "
+                f"{limit:,} ({env}); use a subset"
+            )
+
+
+def build_dataset_task(config: DatasetTask, seed: int, model: Any, settings: Settings) -> Task:
+    """The data set's tensors (subset, normalised) and ``model`` initialised from ``seed``, from
+    ``settings``' data sets directory and within its limits."""
+    root = settings.resolved_datasets_dir
     manifest = read_manifest(root, config.name)
     config.resolve(manifest)
     _check_model(manifest, model)
+    _check_size(config, settings)
     arrays = open_arrays(root, manifest)
     subset = None
     if config.subset is not None and config.subset < manifest.train:

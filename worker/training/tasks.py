@@ -64,7 +64,7 @@ def build_task(config: object, seed: int, model: object | None = None) -> Task:
     ``OBS_DATASETS_DIR`` and has no model of its own."""
     kind = config.kind  # type: ignore[attr-defined]
     if isinstance(config, DatasetTask):
-        return build_dataset_task(config, seed, model, get_settings().resolved_datasets_dir)
+        return build_dataset_task(config, seed, model, get_settings())
     builder = REGISTRY.get(kind) or plugin_builder(kind)
     task = builder(config, seed)
     if not isinstance(task, Task):
