@@ -19,12 +19,14 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from server.config import Settings, get_settings
+from server.dataset_cli import datasets_app
 from server.security import exposure_problem
 from server.sweep_cli import sweep_body
 from server.token_cli import token_app, warn_if_none
 
 app = typer.Typer(help="Training Dynamics Observatory", no_args_is_help=True)
 app.add_typer(token_app, name="token")
+app.add_typer(datasets_app, name="datasets")
 console = Console()
 ApiOption = Annotated[str, typer.Option(help="server URL", envvar="OBS_API_URL")]
 TokenOption = Annotated[

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from server.task_specs import task_spec
+from server.task_specs import SPECS, task_spec
 from server.validation import field_error
 
 if TYPE_CHECKING:
@@ -41,6 +41,8 @@ def _model_error(config: RunConfig) -> ValidationError | None:
     if config.model is None:
         return None
     spec = task_spec(config.task)
+    if spec is None and config.task.kind in SPECS:  # a data set's: checked once it is resolved
+        return None
     if spec is None:
         return field_error(
             config, "model", message=f"task kind {config.task.kind!r} keeps its own model"

@@ -236,3 +236,15 @@ def _update_tags(mapper: object, connection: Connection, run: Run) -> None:
     if inspect(run).attrs.tags.history.has_changes():
         connection.execute(delete(RunTag).where(RunTag.run_id == run.id))
         _insert_tags(mapper, connection, run)
+
+
+class DatasetEntry(Base):
+    """One data set a worker can read (``server.datasets``): its manifest, as the worker published
+    it at start, so that ``GET /api/datasets`` lists the workers' disks from any machine."""
+
+    __tablename__ = "datasets"
+
+    worker: Mapped[str] = mapped_column(String(255), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    manifest: Mapped[dict] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from server.dataset_presets import DATASET_PRESETS
 from server.schemas import RunConfig
 from server.zoo_presets import ZOO_PRESETS
 
@@ -162,3 +163,4 @@ PRESETS = [
     ),
 ]
 PRESETS += [_preset(name, description, config) for name, description, config in ZOO_PRESETS]
+PRESETS += [_preset(name, description, config) for name, description, config in DATASET_PRESETS]

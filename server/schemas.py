@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from functools import reduce
+from operator import or_
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from server.config import get_settings
+from server.dataset_schemas import DatasetTask
 from server.model_rules import check_run
 from server.model_schemas import ModelConfig
+from server.plugins import installed_plugins
 from server.schema_base import KindBase, Strict
-from server.validation import PRINTABLE, field_error
-
-
-class TaskBase(KindBase):
-    """A task of the ``kind`` union."""
+from server.task_base import TaskBase
+from server.validation import PRINTABLE, field_error, located_error
 
 
 class ModularTask(TaskBase):
@@ -128,10 +129,18 @@ class OpposingSignalsTask(TaskBase):
         return self
 
 
-TaskConfig = Annotated[
-    ModularTask | DigitsTask | GaussianMixtureTask | OpposingSignalsTask,
-    Field(discriminator="kind"),
-]
+BUILTIN_TASKS: tuple[type[KindBase], ...] = (
+    ModularTask,
+    DigitsTask,
+    GaussianMixtureTask,
+    OpposingSignalsTask,
+    DatasetTask,
+)
+# The installed plugins' tasks join the union at start (server.plugins; docs/plugins.md).
+PLUGIN_TASKS = installed_plugins(tuple(task.model_fields["kind"].default for task in BUILTIN_TASKS))
+TASKS: tuple[type[KindBase], ...] = BUILTIN_TASKS + tuple(p.schema for p in PLUGIN_TASKS.values())
+TASK_KINDS = tuple(task.model_fields["kind"].default for task in TASKS)
+TaskConfig = Annotated[reduce(or_, TASKS), Field(discriminator="kind")]
 
 
 class OptimizerConfig(Strict):
@@ -535,6 +544,18 @@ class RunConfig(Strict):
         default=False,
         description="keep the last checkpoint of a completed run (else removed when it ends)",
     )
+
+    @field_validator("task", mode="before")
+    @classmethod
+    def _installed_kind(cls, task: Any) -> Any:
+        """An unknown kind names ``task.kind`` and the installed ones (a plugin not installed
+        here would otherwise read as a bare union-tag error on ``task``)."""
+        kind = task.get("kind") if isinstance(task, dict) else None
+        if isinstance(kind, str) and kind not in TASK_KINDS:
+            installed = ", ".join(TASK_KINDS)
+            message = f"unknown task kind: the installed tasks are {installed} (GET /api/tasks)"
+            raise located_error(cls.__name__, ("kind",), kind, message)
+        return task
 
     @field_validator("steps")
     @classmethod

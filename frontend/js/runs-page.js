@@ -19,6 +19,8 @@ async function mountForm(container, request = api.schema()) {
     container.append(h("button", { type: "button", class: "secondary", onclick: () => mountForm(container) }, "Retry"));
     return;
   }
+  // the installed tasks' titles and packages label the task selector; the form works without
+  const tasksRequest = api.tasks().then((body) => body.data, () => []);
   let presets = [];
   let presetsError = null;
   try {
@@ -28,7 +30,7 @@ async function mountForm(container, request = api.schema()) {
   }
   let submitForm;
   try {
-    submitForm = mountSubmitForm(container, { schema, presets });
+    submitForm = mountSubmitForm(container, { schema, presets, tasks: await tasksRequest });
   } catch (error) {
     showError(container, "Could not build the form from the schema:", error);
     return;

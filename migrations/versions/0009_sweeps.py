@@ -6,7 +6,7 @@ SQLite AUTOINCREMENT.  On SQLite the new foreign key needs the runs table recrea
 which must keep its AUTOINCREMENT.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-04
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

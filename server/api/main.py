@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 
 from server.api import (
     auth,
+    datasets,
     events,
     health,
     metrics,
@@ -18,6 +19,7 @@ from server.api import (
     sdk,
     stream,
     sweeps,
+    tasks,
     tokens,
 )
 from server.api.deps import single_valued_query
@@ -30,7 +32,13 @@ api_router = APIRouter(
     responses=responses(400, 401, 403),
     dependencies=[Depends(auth.authorize), Depends(single_valued_query)],
 )
-for module_router in (runs.router, runs.config_router, sweeps.router):
+for module_router in (
+    runs.router,
+    runs.config_router,
+    tasks.router,
+    datasets.router,
+    sweeps.router,
+):
     api_router.include_router(module_router)  # these document their errors per operation
 # Operations on one run (or token): an unknown one is 404, a bad id or parameter 422.
 RUN_SCOPED = (metrics.router, events.router, results.router, outliers.router, stream.router)

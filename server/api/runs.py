@@ -11,6 +11,7 @@ from fastapi.encoders import jsonable_encoder
 from sqlalchemy.orm import Session
 
 from server.api.auth import limit_submissions
+from server.api.datasets import resolve_task
 from server.api.deps import RunDep, SessionDep, SettingsDep
 from server.api.errors import responses
 from server.broker import enqueue_run, notify, wake_worker
@@ -51,6 +52,7 @@ def to_public(run: Run) -> RunPublic:
     dependencies=[Depends(limit_submissions)],
 )
 def create_run(body: RunCreate, session: SessionDep, settings: SettingsDep) -> RunPublic:
+    resolve_task(body, session, settings)
     check_limits(body, settings)
     run = run_store.create_run(session, config=body)
     session.commit()
@@ -96,9 +98,10 @@ def forget_runs(settings: Settings, run_ids: list[int]) -> None:
 
 
 @router.post("/validate", response_model=RunCostPublic, responses=responses(413, 415, 422))
-def validate_run(body: RunCreate, settings: SettingsDep) -> RunCostPublic:
+def validate_run(body: RunCreate, session: SessionDep, settings: SettingsDep) -> RunCostPublic:
     """What the run would cost (parameters, data set, probes) and the limits, or the same 422 as
     submitting it; nothing is stored."""
+    resolve_task(body, session, settings)
     return check_limits(body, settings)
 
 

@@ -18,6 +18,7 @@ TABLES = {
     "arrays",
     "events",
     "api_tokens",
+    "datasets",
     "sweeps",
 }
 

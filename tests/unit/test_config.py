@@ -25,7 +25,7 @@ def test_defaults_are_valid_and_queue_follows_device() -> None:
 
 
 def test_unknown_task_names_the_field() -> None:
-    assert error_locs({"task": {"kind": "imagenet"}}) == [("task",)]
+    assert error_locs({"task": {"kind": "imagenet"}}) == [("task", "kind")]
 
 
 @pytest.mark.parametrize("lr", [0, -1e-3])

@@ -249,7 +249,7 @@ class OpposingHook(ScheduledHook):
                 history[-1].numpy(),
                 losses,
                 features,
-                mon.labels,
+                mon.labels if mon.labels.ndim == 1 else None,  # sequences have no one label
                 k=cfg.k,
                 min_cosine=cfg.min_cosine,
                 min_size=cfg.min_size,

@@ -21,7 +21,8 @@ from torch import nn
 from server.schemas import OptimizerConfig, RunConfig
 from worker.training import precision as mixed
 from worker.training.checkpoint import CheckpointStore
-from worker.training.tasks import Task, build_task
+from worker.training.task import Task, correct_count, cross_entropy_sum
+from worker.training.tasks import build_task
 
 log = logging.getLogger(__name__)
 
@@ -120,17 +121,25 @@ def count_parameters(model: nn.Module) -> int:
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 4096
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch: int = 4096,
+    task: Task | None = None,
 ) -> tuple[float, float]:
-    """Mean loss and accuracy in eval mode (mode restored)."""
+    """Mean loss and accuracy in eval mode (mode restored); per example, as ``task`` counts
+    them (default: classification)."""
     was_training = model.training
     model.eval()
-    loss_sum, correct = 0.0, 0
+    loss_sum, correct = 0.0, 0.0
+    loss_of, correct_of = (
+        (task.loss_sum, task.correct) if task else (cross_entropy_sum, correct_count)
+    )
     for start in range(0, len(y), batch):
         out = model(x[start : start + batch])
         target = y[start : start + batch]
-        loss_sum += float(nn.functional.cross_entropy(out, target, reduction="sum"))
-        correct += int((out.argmax(1) == target).sum())
+        loss_sum += float(loss_of(out, target))
+        correct += float(correct_of(out, target))
     model.train(was_training)
     return loss_sum / len(y), correct / len(y)
 
@@ -243,6 +252,8 @@ def train(
 
         idx = batches.next()
         x, y = (train_x, train_y) if idx is None else (train_x[idx], train_y[idx])
+        if task.augment is not None:
+            x = task.augment(x, step)
         due = log_metrics and (step % config.log_every == 0 or step == config.steps)
         with precision.autocast():
             out = precision.forward(x)
@@ -253,7 +264,7 @@ def train(
         if log_metrics and (due or idx is not None):  # full batch: the metrics are exactly θ_s's
             # Summed on the device: no host sync per step (GPU), converted when logged.
             window[0] = window[0] + loss.detach() * len(y)
-            window[1] = window[1] + (out.detach().argmax(1) == y).sum()
+            window[1] = window[1] + task.correct(out.detach(), y)
             window[2] += len(y)
         if due:
             values = _log_values(config, task, model, window, train_x, train_y, test_x, test_y, lr)
@@ -286,10 +297,10 @@ def _log_values(
 ) -> dict[str, float]:
     if config.train_metrics == "full":
         n = config.eval_max_examples
-        train_loss, train_acc = evaluate(model, train_x[:n], train_y[:n])
+        train_loss, train_acc = evaluate(model, train_x[:n], train_y[:n], task=task)
     else:
         train_loss, train_acc = float(window[0]) / window[2], float(window[1]) / window[2]
-    test_loss, test_acc = evaluate(model, test_x, test_y)
+    test_loss, test_acc = evaluate(model, test_x, test_y, task=task)
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     with torch.no_grad():
         grad_norm = (
