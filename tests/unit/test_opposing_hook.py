@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from server.schemas import ProbesConfig, RunConfig
 from tests.recording import Recorder
 from worker.probe_hooks import build_hooks
+from worker.probe_hooks.explain import EXPLAIN
 from worker.probe_hooks.opposing import MONITOR, PROBE
 from worker.probe_hooks.service import ServiceHook
 from worker.training.loop import StepContext, train
@@ -148,6 +149,15 @@ def test_spikes_name_the_groups_before_them_and_survive_a_checkpoint() -> None:
     for step in range(46, 61):
         resumed(fake_context(config, task, step, None if step == 46 else losses[step - 1], replay))
     assert sorted(replay.events) == [("loss.spike", 52), ("opposing.groups", 52)]
+    # each spike's card, at the probe step after it: the one read before the checkpoint too
+    cards = {s: meta for (p, s), (_, meta) in replay.results.items() if p == EXPLAIN}
+    assert sorted(cards) == [40, 52]
+    assert [(cards[s]["probe_step"], cards[s]["prev_step"]) for s in (40, 52)] == [
+        (50, 40),
+        (60, 50),
+    ]
+    assert cards[40]["sharpness"]["before"] is None  # θ_40 is not checkpointed
+    assert cards[52]["sharpness"]["before"]["step"] == 50
     assert replay.events["opposing.groups", 52]["probe_steps"] == [40, 50]
     assert replay.results[PROBE, 50][1]["prev_step"] == 40  # the loss history came back too
 
