@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends
 from server.api import (
     auth,
     events,
+    explain,
     health,
     metrics,
     outliers,
@@ -32,7 +33,14 @@ api_router = APIRouter(
 for module_router in (runs.router, runs.config_router):
     api_router.include_router(module_router)  # these document their errors per operation
 # Operations on one run (or token): an unknown one is 404, a bad id or parameter 422.
-RUN_SCOPED = (metrics.router, events.router, results.router, outliers.router, stream.router)
+RUN_SCOPED = (
+    metrics.router,
+    events.router,
+    results.router,
+    outliers.router,
+    stream.router,
+    explain.router,
+)
 for module_router in (*RUN_SCOPED, tokens.router):
     api_router.include_router(module_router, responses=responses(404, 422))
 # SDK runs: writing to a worker's run, or to a finished one, is a conflict.

@@ -15,14 +15,14 @@ import torch
 from torch import nn
 
 from server.schemas import RunConfig
-from tests.recording import Recorder, Snapshot
+from tests.recording import ForceSpikes, Recorder, Snapshot
 from worker.probe_hooks import build_hooks
 from worker.probe_hooks.explain import EXPLAIN, N_RANDOM
 from worker.probe_hooks.opposing import MONITOR
 from worker.probes.explain import group_alignments
 from worker.probes.hessian import top_eigenvalues
 from worker.probes.opposing import gradient_alignment
-from worker.training.loop import StepContext, train
+from worker.training.loop import train
 from worker.training.tasks import build_task
 
 EVERY = 5
@@ -37,25 +37,6 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-class ForceSpikes:
-    """A loop hook placed before the probes: the train loss of the steps given reads as a spike."""
-
-    name = "force-spikes"
-
-    def __init__(self, steps: list[int]) -> None:
-        self.steps = set(steps)
-
-    def __call__(self, ctx: StepContext) -> None:
-        if ctx.step - 1 in self.steps:  # ctx.loss is the loss of step s - 1
-            ctx.loss = torch.tensor(SPIKE_LOSS)
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
 
 
 CONFIG = RunConfig.model_validate(
@@ -75,7 +56,7 @@ CONFIG = RunConfig.model_validate(
 @pytest.fixture(scope="module")
 def run(one_thread: None) -> tuple[Recorder, Snapshot]:
     reporter, snapshot = Recorder(), Snapshot(EVERY)
-    train(CONFIG, reporter, hooks=[ForceSpikes(SPIKES), *build_hooks(CONFIG), snapshot])
+    train(CONFIG, reporter, hooks=[ForceSpikes(SPIKES, SPIKE_LOSS), *build_hooks(CONFIG), snapshot])
     return reporter, snapshot
 
 

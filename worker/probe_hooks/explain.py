@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from server.explain_schemas import EXPLAIN
 from worker.probe_hooks.common import Batch, ProbeStep, json_safe
 from worker.probes.explain import group_alignments
 from worker.probes.hessian import EigenResult, preconditioned_sharpness, top_eigenvalues
@@ -38,7 +39,6 @@ from worker.probes.stability import (
     optimizer_threshold,
 )
 
-EXPLAIN = "opposing.explain"
 N_RANDOM = 8  # random groups of the same size per named group
 MAX_PAIRS = 2  # pairs whose groups a card names
 TOL = 1e-4  # Lanczos tolerance: the card needs λ_max to a few digits, not 1e-6
