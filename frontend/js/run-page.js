@@ -19,6 +19,7 @@ import { mountRunHeader } from "./run-header.js";
 import { SeriesStore } from "./series.js";
 import { openStream } from "./stream.js";
 import { mountThemeToggle } from "./theme.js";
+import { mountTimeline } from "./timeline.js";
 
 const HISTORY_POINTS = 2000;
 // Live points are appended to the charts as they come; past this many per series since the last
@@ -34,6 +35,7 @@ const panelsEl = document.getElementById("panels");
 const eventsEl = document.getElementById("events");
 const compareEl = document.getElementById("config-diff");
 const sideEl = document.getElementById("side-by-side");
+const timelineEl = document.getElementById("timeline");
 
 function parseRunId() {
   const match = window.location.pathname.match(/\/runs\/(\d+)\/?$/);
@@ -55,7 +57,7 @@ async function main() {
     store: new SeriesStore(),
     overlays: [],
     events: [],
-    options: { xAxis: "step", logX: false, smoothing: 0, smoothKind: "ema", xRange: null },
+    options: { xAxis: "step", logX: false, smoothing: 0, smoothKind: "ema", xRange: null, step: null },
     api,
   };
   try {
@@ -64,6 +66,7 @@ async function main() {
     showError(headerEl, `Could not load run ${runId}:`, error);
     headerEl.append(h("p", {}, h("a", { href: "/" }, "Back to all runs")));
     controlsEl.hidden = true;
+    timelineEl.hidden = true;
     eventsEl.closest("section").hidden = true;
     return;
   }
@@ -75,13 +78,24 @@ async function main() {
     return linePanel({ id: `auto-${name.replace(/[^\w-]/g, "-")}`, title, description, yTitle: unit, series: [name], order: 1000 });
   };
   const linked = readView();
-  const { xAxis, smoothing, smoothKind, logX, xRange } = linked;
-  Object.assign(view.options, { xAxis, smoothing, smoothKind, logX, xRange });
+  const { xAxis, smoothing, smoothKind, logX, xRange, step } = linked;
+  Object.assign(view.options, { xAxis, smoothing, smoothKind, logX, xRange, step });
   let controls = null;
   const layout = new PanelLayout({ hidden: linked.hidden });
   const host = new PanelHost(panelsEl, view, { autoPanel, layout, onLayout: () => controls?.showHidden() });
   controls = mountChartControls(controlsEl, { view, host, panelsEl, onAxis });
   const overlayEl = controls.overlayEl;
+  // One selected step for the whole page: the timeline, the explain card (a "selectstep" event)
+  // and every panel (PanelHost.stepChanged) follow it; null clears it.
+  const timeline = mountTimeline(timelineEl, { onSelect: selectStep });
+  timeline.select(view.options.step);
+  function selectStep(step) {
+    view.options.step = step;
+    timeline.select(step);
+    host.stepChanged();
+  }
+  document.addEventListener("selectstep", (event) => selectStep(event.detail));
+  const drawTimeline = () => timeline.update(view.events, view.run.config?.steps);
   window.addEventListener("themechange", () => host.renderAll());
   const compared = () => [{ ...view.run, color: categoryColor(0) }, ...view.overlays];
   const sideBySide = mountSideBySide(sideEl, { api, runs: () => (view.overlays.length ? compared() : []) });
@@ -165,6 +179,7 @@ async function main() {
     requestAnimationFrame(() => {
       eventsDrawn = true;
       renderEvents(eventsEl, view.events, { finished: FINISHED.has(view.run.status) });
+      drawTimeline();
       host.eventsChanged();
     });
   }
@@ -193,6 +208,7 @@ async function main() {
   try {
     addEvents((await api.events(runId)).data);
     renderEvents(eventsEl, view.events, { finished: FINISHED.has(view.run.status) });
+    drawTimeline();
   } catch (error) {
     showError(eventsEl, "Could not load the events:", error);
   }
