@@ -109,6 +109,10 @@ export function seriesNames(patterns, store) {
   return names;
 }
 
+// Bookkeeping events shown on the timeline only (js/timeline.js): one every few steps would
+// crowd every chart with lines.
+export const TIMELINE_ONLY = new Set(["checkpoint.saved", "run.resumed", "landscape.snapshot"]);
+
 // Vertical dotted lines (and labels) at the steps of the run's events: one per step, labelled
 // with the kinds that happened there (a loss spike comes with the groups behind it).
 // `xOf(step)` places a step on the x axis (a time axis: null when unknown, then not drawn).
@@ -117,6 +121,7 @@ export function eventMarkers(events, logX, colors = theme(), xOf = (step) => ste
   const labelX = (x) => (logX ? Math.log10(x) : x);
   const byStep = new Map();
   for (const e of events) {
+    if (TIMELINE_ONLY.has(e.kind)) continue;
     const x = xOf(e.step);
     if (x === null || (logX && x <= 0)) continue; // not on this axis
     if (!byStep.has(e.step)) byStep.set(e.step, { step: x, at: e.step, kinds: [] });

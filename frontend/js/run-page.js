@@ -5,7 +5,7 @@
 import { api, ApiError } from "./api.js";
 import { describeSeries } from "./catalog.js";
 import { mountChartControls, readView } from "./chart-controls.js";
-import { categoryColor, linePanel } from "./charts.js";
+import { categoryColor, linePanel, TIMELINE_ONLY } from "./charts.js";
 import { renderConfigDiff } from "./config-diff.js";
 import { mountSideBySide } from "./side-by-side.js";
 import { FINISHED, h, showError } from "./dom.js";
@@ -169,18 +169,21 @@ async function main() {
   // Events arrive one SSE message each (a probe may send many at once): the table and the panels
   // are redrawn once per animation frame, not once per event.
   let eventsDrawn = true;
+  let panelEvents = false; // an event the panels draw arrived since the last frame
   function addEvents(events) {
     const known = new Set(view.events.map((e) => e.id));
     const fresh = events.filter((e) => !known.has(e.id));
     if (!fresh.length) return;
     view.events.push(...fresh);
+    panelEvents ||= fresh.some((e) => !TIMELINE_ONLY.has(e.kind)); // the others: timeline only
     if (!eventsDrawn) return;
     eventsDrawn = false;
     requestAnimationFrame(() => {
       eventsDrawn = true;
       renderEvents(eventsEl, view.events, { finished: FINISHED.has(view.run.status) });
       drawTimeline();
-      host.eventsChanged();
+      if (panelEvents) host.eventsChanged();
+      panelEvents = false;
     });
   }
 
