@@ -149,5 +149,7 @@ def test_group_alignment_has_its_closed_form_and_seeded_random_groups() -> None:
     assert result.alignment == pytest.approx(abs(float(g[0] / g.norm())), rel=1e-6)
     assert result.random.shape == (6,) and np.all((result.random >= 0) & (result.random <= 1))
     assert result.n_forward == 7
-    with pytest.raises(ValueError, match="a group of 30 of 40"):
-        group_alignments(model, mse, x, y, vector, [np.arange(30)])
+    [most] = group_alignments(model, mse, x, y, vector, [np.arange(30)], n_random=2)
+    assert most.random.shape == (2,)  # fewer than 30 outside it: drawn from all 40
+    with pytest.raises(ValueError, match="an empty group"):
+        group_alignments(model, mse, x, y, vector, [np.arange(0)])

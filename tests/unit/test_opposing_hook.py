@@ -208,3 +208,19 @@ def test_invalid_opposing_configs_name_the_field() -> None:
     assert locs({"task": {"kind": "opposing_signals", "planted_fraction": 0.9}}) == [
         ("task", "opposing_signals", "planted_fraction")
     ]
+
+
+def test_no_card_and_no_failure_when_the_weights_diverged_after_a_spike() -> None:
+    config = planted_config(every=10, monitor_size=64)
+    task = build_task(config.task, config.seed)
+    losses = np.full(30, 1.0) + 0.01 * np.sin(np.arange(30))
+    losses[14] = 5.0
+    reporter, hook = Recorder(), ServiceHook("opposing")
+    for step in range(21):
+        if step == 20:  # diverged between the spike and the next probe step
+            with torch.no_grad():
+                next(task.model.parameters()).fill_(float("nan"))
+        hook(fake_context(config, task, step, None if step == 0 else losses[step - 1], reporter))
+    assert ("loss.spike", 14) in reporter.events
+    assert not [key for key in reporter.results if key[0] == EXPLAIN]
+    assert hook.state_dict()["unexplained"] == []  # dropped, not retried forever

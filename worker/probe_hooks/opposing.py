@@ -24,6 +24,7 @@ step); spikes are therefore reported at the next probe step, at their own step.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ from worker.probes.opposing import (
     per_example_losses,
 )
 
+log = logging.getLogger(__name__)
 SPIKE_CONTEXT = 2  # probe steps whose groups an opposing.groups event names
 BATCH = 1024  # examples per forward pass of the monitor pass
 MAX_PENDING = 4096  # train losses kept on the device before they are read anyway
@@ -271,15 +273,7 @@ class OpposingHook(ScheduledHook):
                 scalars["opposing.alignment"] = alignment.pop("largest")
                 cost = {k: cost.get(k, 0) + v for k, v in alignment.items()}
             if self.state["unexplained"]:
-                explain_spikes(
-                    ctx,
-                    mon,
-                    found,
-                    self.state["unexplained"],
-                    prev_step=steps[-1],
-                    previous=self._previous,
-                )
-                self.state["unexplained"] = []
+                self._explain(ctx, mon, found, prev_step=steps[-1])
             best = max((p.score for p in found.pairs), default=math.nan)
             meta.update(summary, n_pairs=len(found.pairs), best_score=best)
             scalars.update({"opposing.pairs": float(len(found.pairs)), "opposing.score": best})
@@ -293,6 +287,18 @@ class OpposingHook(ScheduledHook):
         meta["cost"] = {**cost, "seconds": time.perf_counter() - started}
         ctx.reporter.metrics(ctx.step, scalars)
         ctx.reporter.arrays(PROBE, ctx.step, {"losses": losses}, json_safe(meta))
+
+    def _explain(self, ctx: ProbeStep, mon: Monitor, found: OpposingGroups, prev_step: int) -> None:
+        """The cards of the spikes read since the last probe step; none on diverged weights (a
+        spike often comes first), where Lanczos has nothing to say."""
+        spikes, self.state["unexplained"] = self.state["unexplained"], []
+        if not all(bool(torch.isfinite(p).all()) for p in ctx.model.parameters()):
+            log.warning("step %d: non-finite weights, no card for the spikes before", ctx.step)
+            return
+        try:
+            explain_spikes(ctx, mon, found, spikes, prev_step=prev_step, previous=self._previous)
+        except torch.linalg.LinAlgError:
+            log.warning("step %d: Lanczos failed, no card for the spikes before", ctx.step)
 
     def _alignment(
         self, ctx: ProbeStep, mon: Monitor, found: OpposingGroups, summary: dict

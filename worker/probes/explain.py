@@ -33,8 +33,8 @@ class GroupAlignment:
 
     Attributes:
         alignment: ``|cos(g_G, v)|`` of the group's mean-loss gradient; NaN for a zero gradient.
-        random: ``|cos|`` of each of the random groups (same size, drawn from the examples
-            outside the group, without replacement).
+        random: ``|cos|`` of each of the random groups (same size, drawn without replacement
+            from the examples outside the group, or from all when fewer are outside).
         n_forward: batched forward passes spent (each followed by one backward pass).
     """
 
@@ -70,7 +70,7 @@ def group_alignments(
         One :class:`GroupAlignment` per group, in order.
 
     Raises:
-        ValueError: if a group is empty or leaves fewer examples than its size outside it.
+        ValueError: if a group is empty.
     """
     rng = np.random.default_rng(seed)
     everyone = np.arange(len(targets))
@@ -83,13 +83,14 @@ def group_alignments(
     out = []
     for group in groups:
         members = np.asarray(group, dtype=np.int64)
+        if not len(members):
+            raise ValueError("an empty group")
         others = np.setdiff1d(everyone, members)
-        if not len(members) or len(others) < len(members):
-            raise ValueError(f"a group of {len(members)} of {len(everyone)} examples")
+        pool = others if len(others) >= len(members) else everyone  # a group of most examples
         own, n_forward = cosine(members)
         random = []
         for _ in range(n_random):
-            value, passes = cosine(rng.choice(others, len(members), replace=False))
+            value, passes = cosine(rng.choice(pool, len(members), replace=False))
             random.append(value)
             n_forward += passes
         out.append(GroupAlignment(own, np.asarray(random), n_forward))
