@@ -17,7 +17,7 @@ from server.schemas import RunConfig
 from server.store import runs as run_store
 from worker.probe_hooks import build_hooks
 from worker.sink import DatabaseReporter
-from worker.training.checkpoint import CheckpointStore
+from worker.training.checkpoint import ReportedCheckpoints
 from worker.training.loop import resolve_device, train
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def execute_run(run_id: int, settings: Settings, worker: str) -> str:
     log.info("run %s: training on %s", run_id, device)
 
     reporter = DatabaseReporter(settings, run_id=run_id, worker=worker)
-    checkpoints = CheckpointStore(settings.resolved_checkpoint_dir, run_id)
+    checkpoints = ReportedCheckpoints(settings.resolved_checkpoint_dir, run_id, reporter)
     step, error = 0, None
     try:
         outcome = train(

@@ -78,6 +78,7 @@ export const api = {
       })}`,
     ),
   events: (id) => request("GET", `/api/runs/${id}/events`),
+  explain: (id, step) => request("GET", `/api/runs/${id}/explain${query({ step })}`),
   outliers: (id, { sinceStep } = {}) => request("GET", `/api/runs/${id}/outliers${query({ since_step: sinceStep })}`),
   outliersAt: (id, step, { span } = {}) => request("GET", `/api/runs/${id}/outliers/${step}${query({ span })}`),
   arrays: (id, probe) => request("GET", `/api/runs/${id}/arrays/${probe}`),

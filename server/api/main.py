@@ -11,6 +11,7 @@ from server.api import (
     auth,
     datasets,
     events,
+    explain,
     health,
     metrics,
     outliers,
@@ -41,7 +42,14 @@ for module_router in (
 ):
     api_router.include_router(module_router)  # these document their errors per operation
 # Operations on one run (or token): an unknown one is 404, a bad id or parameter 422.
-RUN_SCOPED = (metrics.router, events.router, results.router, outliers.router, stream.router)
+RUN_SCOPED = (
+    metrics.router,
+    events.router,
+    results.router,
+    outliers.router,
+    stream.router,
+    explain.router,
+)
 for module_router in (*RUN_SCOPED, tokens.router):
     api_router.include_router(module_router, responses=responses(404, 422))
 # SDK runs: writing to a worker's run, or to a finished one, is a conflict.

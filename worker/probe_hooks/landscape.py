@@ -18,7 +18,9 @@ Stored at every probe step s (docs/probes/landscape.md, "In the service"):
 - arrays ``landscape.directions`` at s, when the model has at most ``STORE_MAX_PARAMETERS``
   parameters: ``center`` (θ_s) and ``direction_0`` [, ``direction_1``], flattened in
   ``named_parameters()`` order (meta: names and shapes), from which the surface is recomputed
-  exactly with ``surface(model, loss_fn, data, [direction dicts], coords)``.
+  exactly with ``surface(model, loss_fn, data, [direction dicts], coords)``;
+- event ``landscape.snapshot`` at s (kind, dims, centre loss), so the run's timeline shows where
+  a surface is stored.
 
 ``pca`` needs the trajectory: the hook keeps flattened float32 snapshots of the weights every
 ``snapshot_every`` steps from ``since`` on, in its checkpointed state (so a resumed run draws the
@@ -205,6 +207,15 @@ class LandscapeHook(ScheduledHook):
         meta["directions_stored"] = n_params <= STORE_MAX_PARAMETERS
         ctx.reporter.metrics(ctx.step, scalars)
         ctx.reporter.arrays(PROBE, ctx.step, arrays, meta)
+        ctx.reporter.event(
+            ctx.step,
+            "landscape.snapshot",
+            {
+                "kind": cfg.kind,
+                "dims": cfg.dims,
+                "center_loss": meta["scalars"]["landscape.center_loss"],
+            },
+        )
         if meta["directions_stored"]:
             stored = {"center": flat_parameters(ctx.model).numpy()}
             for i, direction in enumerate(result.directions):

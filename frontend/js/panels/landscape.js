@@ -5,7 +5,7 @@
 // landscape.center_loss point arrives (every stored surface logs one); the slider follows the
 // newest step while it sits at its right end.
 
-import { fetchedPanel, fmt, plotConfig, plotLayout, plotly, SERIES_COLORS, stepCache } from "../charts.js";
+import { fetchedPanel, fmt, plotConfig, plotLayout, plotly, SERIES_COLORS, stepCache, takeSelectedStep } from "../charts.js";
 import { h } from "../dom.js";
 import { registerPanel } from "../panels.js";
 
@@ -223,10 +223,12 @@ async function draw(ctx) {
   const { slider, label } = ctx.state;
   const listing = await ctx.api.landscapes(ctx.runId);
   const steps = listing.steps;
-  const following = ctx.state.following;
+  const pinned = takeSelectedStep(ctx, steps); // the timeline's step: its snapshot at or before
+  if (pinned !== null) ctx.state.following = false;
   slider.max = String(Math.max(0, steps.length - 1));
   slider.disabled = steps.length < 2;
-  if (following) slider.value = slider.max;
+  if (ctx.state.following) slider.value = slider.max;
+  else if (pinned !== null) slider.value = String(steps.indexOf(pinned));
   if (!steps.length) {
     label.textContent = "no surface yet";
     return;
