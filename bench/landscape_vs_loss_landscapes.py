@@ -36,13 +36,11 @@ import torch
 from loss_landscapes.metrics import Loss
 from loss_landscapes.model_interface.model_parameters import orthogonal_to, rand_u_like
 from loss_landscapes.model_interface.model_wrapper import wrap_model
-from sklearn.datasets import load_digits
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench.models import resnet18, sgd_step_seconds
+from bench.models import digits, resnet18, sgd_step_seconds, train_digits_cnn
 from worker.probes.landscape import surface
-from worker.training.models import DigitsCNN
 
 CE = nn.functional.cross_entropy
 STEPS = 31
@@ -125,16 +123,6 @@ def pointwise(model: nn.Module, x: Tensor, y: Tensor, dirs: list, coords: np.nda
     return out
 
 
-def digits() -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """The registry's split: 75 % train (seeded permutation), then the first 512 as eval subset."""
-    bunch = load_digits()
-    x = torch.tensor(bunch.data, dtype=torch.float32).view(-1, 1, 8, 8) / 16.0
-    y = torch.tensor(bunch.target, dtype=torch.long)
-    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
-    cut = round(0.75 * len(y))
-    return x[order[:cut]], y[order[:cut]], x[order[:512]], y[order[:512]]
-
-
 def op_seconds(fn: Callable[[], object], points: int, top: int = 4) -> str:
     """Milliseconds per grid point spent inside the most expensive ``torch`` built-ins of ``fn``.
 
@@ -152,18 +140,6 @@ def op_seconds(fn: Callable[[], object], points: int, top: int = 4) -> str:
     ]
     rows.sort(reverse=True)
     return ", ".join(f"{name} {1e3 * t / points:.2f}" for t, name in rows[:top])
-
-
-def train_digits_cnn(train_x: Tensor, train_y: Tensor, channels: int) -> nn.Module:
-    """DigitsCNN(channels) after 60 full-batch Adam steps, so the surface has a basin."""
-    torch.manual_seed(0)
-    model = DigitsCNN(channels)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(60):
-        opt.zero_grad()
-        CE(model(train_x), train_y).backward()
-        opt.step()
-    return model.eval()
 
 
 def main() -> None:

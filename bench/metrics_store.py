@@ -1,9 +1,11 @@
 """Metric ingestion and downsampled queries, on SQLite and PostgreSQL.
 
 Ingestion: the worker's path (``write_points``: upsert + series summary + rollup pyramid) in
-batches like the sink's, against a bare INSERT executemany of the same rows (the floor), in
-alternating rounds on fresh runs, medians.  Query: one 1,000,000-point series downsampled to 2,000
-points, against returning every raw point.  Targets: PostgreSQL ≥ 3× the bare INSERT and
+batches like the sink's, against a bare INSERT executemany of the same rows (the baseline) and,
+on PostgreSQL, a bare binary COPY of the same rows into the same table (its indexes included:
+the floor, what the database itself takes to store the points and nothing else), in
+alternating rounds on fresh runs, medians.  Query: one 1,000,000-point series downsampled to
+2,000 points, against returning every raw point.  Targets: PostgreSQL ≥ 3× the bare INSERT and
 ≥ 200,000 points/s, SQLite ≥ 0.6× it; the downsampled query under 200 ms.
 
     python bench/metrics_store.py [--points 1000000] [--rounds 5] [--backends sqlite,postgresql]
@@ -13,13 +15,16 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import time
 
+import numpy as np
 from sqlalchemy import text
 
 from bench.common import fresh_database, new_run, summary, timed
 from server.db import get_engine, get_sessionmaker
+from server.store import pgcopy
 from server.store.metrics import Point, write_points
 from server.store.reads import read_series
 
@@ -62,15 +67,52 @@ def plain_insert(url: str, run_id: int, flushes: list[list[tuple]]) -> float:
     return sum(map(len, flushes)) / (time.perf_counter() - start)
 
 
-def compare_ingestion(url: str, total: int, batch: int, rounds: int) -> tuple[float, float]:
-    """Medians over alternating rounds, each on a fresh run: (worker path, bare INSERT)."""
+def copy_payload(run_id: int, rows: list[tuple]) -> bytes:
+    """One flush's rows as a binary COPY stream, encoded as the worker's path encodes them."""
+    name, step, value, wall = zip(*rows, strict=True)
+    labels = sorted(set(name))
+    codes = {label: i for i, label in enumerate(labels)}
+    return pgcopy.encode(
+        {
+            "run_id": np.full(len(rows), run_id, np.int32),
+            "name": pgcopy.Text(np.fromiter(map(codes.__getitem__, name), np.int64), labels),
+            "step": np.array(step, np.int64),
+            "value": np.array(value, np.float64),
+            "wall_time": np.array(wall, np.float64),
+        }
+    )
+
+
+def bare_copy(url: str, run_id: int, flushes: list[list[tuple]]) -> float:
+    """PostgreSQL's floor: the same rows by one binary COPY per flush into the metrics table,
+    encoded beforehand — only the database's own work (and the transfer) is timed."""
+    engine = get_engine(url)
+    payloads = [copy_payload(run_id, rows) for rows in flushes]
+    start = time.perf_counter()
+    for data in payloads:
+        with engine.begin() as connection:
+            cursor = connection.connection.cursor()
+            with cursor.copy(
+                "COPY metrics (run_id, name, step, value, wall_time) FROM STDIN (FORMAT BINARY)"
+            ) as copy:
+                copy.write(data)
+    return sum(map(len, flushes)) / (time.perf_counter() - start)
+
+
+def compare_ingestion(url: str, total: int, batch: int, rounds: int) -> dict[str, float]:
+    """Medians over alternating rounds, each on a fresh run: points/s of the worker path, the
+    bare INSERT and (PostgreSQL) the bare COPY."""
     flushes = batches(total, batch, NAMES)
     rows = [[(p.name, p.step, p.value, p.wall_time) for p in points] for points in flushes]
-    rates, floors = [], []
+    contenders = {"path": lambda run_id: ingest(url, run_id, flushes)}
+    contenders["insert"] = lambda run_id: plain_insert(url, run_id, rows)
+    if url.startswith("postgresql"):
+        contenders["copy"] = lambda run_id: bare_copy(url, run_id, rows)
+    rates: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(rounds):
-        rates.append(ingest(url, new_run(url), flushes))
-        floors.append(plain_insert(url, new_run(url), rows))
-    return statistics.median(rates), statistics.median(floors)
+        for name, contender in contenders.items():
+            rates[name].append(contender(new_run(url)))
+    return {name: statistics.median(values) for name, values in rates.items()}
 
 
 def main() -> None:
@@ -83,12 +125,21 @@ def main() -> None:
     args = parser.parse_args()
     for backend in args.backends.split(","):
         with fresh_database(backend) as url:
-            rate, floor = compare_ingestion(url, args.ingest_points, args.batch, args.rounds)
+            load = os.getloadavg()[0]
+            rates = compare_ingestion(url, args.ingest_points, args.batch, args.rounds)
+            rate, floor = rates["path"], rates["insert"]
             print(
                 f"[{backend}] ingestion, 7 series, batches of {args.batch}, median of "
                 f"{args.rounds}: {rate:,.0f} points/s (bare INSERT executemany {floor:,.0f} "
                 f"points/s, ratio {rate / floor:.2f})"
             )
+            if "copy" in rates:
+                copy = rates["copy"]
+                print(
+                    f"[{backend}]   bare COPY {copy:,.0f} points/s ({copy / floor:.2f}x the "
+                    f"executemany: the ceiling of the ratio); path / bare COPY {rate / copy:.2f}"
+                )
+            print(f"[{backend}]   load average {load:.1f} before, {os.getloadavg()[0]:.1f} after")
 
             big = new_run(url)
             load_rate = ingest(url, big, batches(args.points, 50_000, ["loss"]))

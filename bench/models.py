@@ -11,7 +11,10 @@ import statistics
 import time
 
 import torch
+from sklearn.datasets import load_digits
 from torch import Tensor, nn
+
+from worker.training.models import DigitsCNN
 
 
 class Block(nn.Module):
@@ -60,3 +63,25 @@ def sgd_step_seconds(model: nn.Module, x: Tensor, y: Tensor, repeats: int) -> fl
             torch.cuda.synchronize(x.device)
         times.append(time.perf_counter() - start)
     return statistics.median(times[1:])
+
+
+def digits() -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The registry's split: 75 % train (seeded permutation), then the first 512 as eval subset."""
+    bunch = load_digits()
+    x = torch.tensor(bunch.data, dtype=torch.float32).view(-1, 1, 8, 8) / 16.0
+    y = torch.tensor(bunch.target, dtype=torch.long)
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
+    cut = round(0.75 * len(y))
+    return x[order[:cut]], y[order[:cut]], x[order[:512]], y[order[:512]]
+
+
+def train_digits_cnn(train_x: Tensor, train_y: Tensor, channels: int) -> nn.Module:
+    """DigitsCNN(channels) after 60 full-batch Adam steps, so the surface has a basin."""
+    torch.manual_seed(0)
+    model = DigitsCNN(channels)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(60):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(train_x), train_y).backward()
+        opt.step()
+    return model.eval()

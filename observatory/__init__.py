@@ -14,8 +14,25 @@ stability, loss landscape, opposing signals, neural collapse, grokking) inside t
 See docs/sdk.md.
 """
 
-from observatory import probes
-from observatory.run import Run, init
-from observatory.scheduler import Probes
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from observatory import probes
+    from observatory.run import Run, init
+    from observatory.scheduler import Probes
 
 __all__ = ["Probes", "Run", "init", "probes"]
+# Imported on first use (PEP 562): a task plugin's schema imports ``observatory.plugins`` inside
+# the API process, which must not import torch (docs/plugins.md).
+_LAZY = {"Probes": "observatory.scheduler", "Run": "observatory.run", "init": "observatory.run"}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "probes":
+        return importlib.import_module("observatory.probes")
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'observatory' has no attribute {name!r}")

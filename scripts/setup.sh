@@ -7,9 +7,12 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-stamp=.venv/.installed-$(cat pyproject.toml | sha1sum | cut -c1-12)-${1:-run}
+# The example task plugin (docs/plugins.md) is installed too, so that CI exercises it.
+PLUGIN=examples/observatory-plugin-example
+stamp=.venv/.installed-$(cat pyproject.toml $PLUGIN/pyproject.toml | sha1sum | cut -c1-12)-${1:-run}
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ".${2:-}"
+  .venv/bin/python -m pip install -q --no-deps -e "$PLUGIN"
   touch "$stamp"
 fi

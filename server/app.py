@@ -48,5 +48,9 @@ def create_app() -> FastAPI:
     def run_page(run_id: int) -> FileResponse:
         return FileResponse(FRONTEND / "run.html")
 
+    @app.get("/sweeps/{sweep_id}", include_in_schema=False)
+    def sweep_page(sweep_id: int) -> FileResponse:
+        return FileResponse(FRONTEND / "sweep.html")
+
     app.mount("/", StaticFiles(directory=FRONTEND, html=True), name="frontend")
     return app

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -18,11 +19,14 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from server.config import Settings, get_settings
+from server.dataset_cli import datasets_app
 from server.security import exposure_problem
+from server.sweep_cli import sweep_body
 from server.token_cli import token_app, warn_if_none
 
 app = typer.Typer(help="Training Dynamics Observatory", no_args_is_help=True)
 app.add_typer(token_app, name="token")
+app.add_typer(datasets_app, name="datasets")
 console = Console()
 ApiOption = Annotated[str, typer.Option(help="server URL", envvar="OBS_API_URL")]
 TokenOption = Annotated[
@@ -153,33 +157,58 @@ def submit(
     wait: Annotated[bool, typer.Option(help="show progress until the run ends")] = True,
 ) -> None:
     """Submit a run and follow it with a progress bar."""
-    try:
-        body = json.loads(config.read_text())
-    except json.JSONDecodeError as error:
-        raise typer.BadParameter(f"{config} is not valid JSON: {error}") from error
-    response = _request("POST", f"{api}/api/runs", token, json=body)
+    response = _request("POST", f"{api}/api/runs", token, json=_read_json(config))
     run = response.json()
     console.print(f"run {run['id']} queued: {api}/runs/{run['id']}")
     if not wait:
         return
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
+    run = _follow(
+        f"{api}/api/runs/{run['id']}",
+        token,
+        run,
+        total=run["total_steps"],
+        seconds=0.5,
+        show=lambda r: (r["step"], f"run {r['id']} {r['status']}"),
     )
-    with Progress(*columns, console=console) as progress:
-        bar = progress.add_task(f"run {run['id']} queued", total=run["total_steps"])
-        while run["status"] in ("queued", "running"):
-            time.sleep(0.5)
-            run = _request("GET", f"{api}/api/runs/{run['id']}", token).json()
-            progress.update(
-                bar, completed=run["step"], description=f"run {run['id']} {run['status']}"
-            )
     console.print(f"run {run['id']}: [bold]{run['status']}[/]")
     if run["status"] != "completed":
         if run.get("error"):
             console.print(run["error"])
+        raise typer.Exit(1)
+
+
+@app.command()
+def sweep(
+    config: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="base RunConfig")],
+    axis: Annotated[
+        list[str],
+        typer.Option(help="path=v1,v2,... (or path=low..high[:log][:int] with --random)"),
+    ],
+    random: Annotated[
+        int | None, typer.Option("--random", help="random search: this many runs")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="random search's seed")] = 0,
+    name: Annotated[str | None, typer.Option(help="the sweep's name")] = None,
+    api: ApiOption = DEFAULT_API,
+    token: TokenOption = None,
+    wait: Annotated[bool, typer.Option(help="show progress until every run ends")] = True,
+) -> None:
+    """Submit a sweep (one run per point of the axes' grid, or --random N points) and follow it."""
+    body = sweep_body(_read_json(config), axis, random, seed) | ({"name": name} if name else {})
+    made = _request("POST", f"{api}/api/sweeps", token, json=body).json()
+    console.print(f"sweep {made['id']}: {made['count']} runs queued: {api}/sweeps/{made['id']}")
+    if not wait:
+        return
+
+    def show(s: dict) -> tuple[float, str]:
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(s["statuses"].items()))
+        return sum(r["progress"] for r in s["runs"]), f"sweep {s['id']}: {counts}"
+
+    made = _follow(
+        f"{api}/api/sweeps/{made['id']}", token, made, total=made["count"], seconds=1.0, show=show
+    )
+    console.print(f"sweep {made['id']}: [bold]{made['status']}[/]")
+    if made["status"] != "completed":
         raise typer.Exit(1)
 
 
@@ -229,6 +258,41 @@ def sync(
         console.print(f"{path.name}: run {run_id} {api}/runs/{run_id}")
     if failed:
         raise typer.Exit(1)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise typer.BadParameter(f"{path} is not valid JSON: {error}") from error
+
+
+def _follow(
+    url: str,
+    token: str | None,
+    item: dict,
+    *,
+    total: float,
+    seconds: float,
+    show: Callable[[dict], tuple[float, str]],
+) -> dict:
+    """Polls a run or sweep at ``url`` with a progress bar until its status is not queued or
+    running; ``show`` gives the bar's position and text.  Returns it as it ended."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        done, text = show(item)
+        bar = progress.add_task(text, total=total, completed=done)
+        while item["status"] in ("queued", "running"):
+            time.sleep(seconds)
+            item = _request("GET", url, token).json()
+            done, text = show(item)
+            progress.update(bar, completed=done, description=text)
+    return item
 
 
 def _request(method: str, url: str, token: str | None, **kwargs) -> httpx.Response:  # noqa: ANN003

@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     checkpoint_dir: Path | None = Field(
         default=None, description="Must be shared by all workers at scale (a volume)."
     )
+    datasets_dir: Path | None = Field(
+        default=None,
+        description="Data sets a run may name (docs/datasets.md); each worker reads its own. "
+        "Default: <data dir>/datasets.",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
 
@@ -143,6 +148,10 @@ class Settings(BaseSettings):
     @property
     def resolved_checkpoint_dir(self) -> Path:
         return (self.checkpoint_dir or self.data_dir / "checkpoints").resolve()
+
+    @property
+    def resolved_datasets_dir(self) -> Path:
+        return (self.datasets_dir or self.data_dir / "datasets").resolve()
 
     def checkpoint_path(self, run_id: int) -> Path:
         """The run's checkpoint file (written by the worker, removed with the run)."""

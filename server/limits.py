@@ -14,14 +14,17 @@ that it never reaches a worker; the dashboard reads the same numbers from
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
 
+from server import model_params
 from server.config import Settings
 from server.schemas import (
     CollapseProbe,
+    DatasetTask,
     DigitsTask,
     GaussianMixtureTask,
     GrokkingProbe,
@@ -34,7 +37,10 @@ from server.schemas import (
     RunConfig,
     RunCostPublic,
 )
+from server.task_base import PluginTask
+from server.task_specs import task_spec
 
+log = logging.getLogger(__name__)
 FLOAT32, INT64 = 4, 8
 DIGITS_EXAMPLES, DIGITS_PIXELS = 1797, 64  # scikit-learn's load_digits()
 
@@ -77,8 +83,29 @@ PARAMETERS: dict[str, Callable[[Any], int]] = {
 
 
 def count_parameters(config: RunConfig) -> int:
-    """What ``sum(p.numel() for p in model.parameters())`` of the built model will be."""
+    """What ``sum(p.numel() for p in model.parameters())`` of the built model will be (a plugin's
+    task states its own: ``PluginTask.parameter_count``)."""
+    if config.model is not None:  # RunConfig's validation checked that the task has a spec
+        return model_params.count(config.model, task_spec(config.task))
+    if isinstance(config.task, PluginTask):
+        return _plugin_count(config.task, "parameter_count")
     return PARAMETERS[config.task.kind](config.task)
+
+
+def _plugin_count(task: PluginTask, method: str) -> Any:
+    """A plugin task's own count: a plugin's bug is a 422 on ``task``, logged, never a 500."""
+    try:
+        value = getattr(task, method)()
+        numbers = value if isinstance(value, tuple) else (value,)
+        if not all(type(n) is int and n >= 0 for n in numbers):
+            raise TypeError(f"{method}() returned {value!r}, not non-negative integers")
+    except Exception:
+        log.exception("task plugin %r: %s() failed", task.kind, method)
+        msg = f"the plugin of task {task.kind!r} could not compute its {method}"
+        raise RequestValidationError(
+            [{"loc": ("body", "task"), "msg": msg, "type": "plugin_error"}]
+        ) from None
+    return value
 
 
 def _split_train(n: int, train_fraction: float) -> int:
@@ -89,6 +116,10 @@ def _split_train(n: int, train_fraction: float) -> int:
 def dataset_size(config: RunConfig) -> tuple[int, int]:
     """Elements and bytes of the inputs and labels of both splits."""
     task = config.task
+    if isinstance(task, DatasetTask):  # resolved at submit (server.api.datasets)
+        return task.held()
+    if isinstance(task, PluginTask):
+        return _plugin_count(task, "dataset_size")
     if isinstance(task, ModularTask):
         n = task.p * (task.p - 1 if task.op == "div" else task.p)
         return 3 * n, 3 * n * INT64  # (a, b) pairs and the label, all int64
@@ -183,12 +214,12 @@ def check_limits(config: RunConfig, settings: Settings) -> RunCostPublic:
             errors.append({"loc": ("body", *loc), "msg": msg, "type": "limit_exceeded"})
 
     exceeds(
-        ("task",),
+        ("task",) if config.model is None else ("model",),
         "parameters of the model",
         cost.parameters,
         cost.max_parameters,
         "OBS_MAX_PARAMETERS",
-        "lower hidden, depth or embed_dim",
+        "lower its widths, depth or embed_dim",
     )
     for what, value, limit, env in (
         ("elements", cost.dataset_elements, cost.max_dataset_elements, "OBS_MAX_DATASET_ELEMENTS"),

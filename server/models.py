@@ -91,6 +91,27 @@ class Run(Base):
     heartbeat_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(default=0)
     notes: Mapped[str] = mapped_column(Text, default="", server_default="")
+    sweep_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sweeps.id", ondelete="SET NULL", name="fk_runs_sweep_id"), index=True
+    )
+
+
+class Sweep(Base):
+    """A parent of runs: one per point of a grid or random search over config paths.
+
+    Its status is derived from its runs' (``server.store.sweeps``), never stored."""
+
+    __tablename__ = "sweeps"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids are never reused (migration 0009)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    config: Mapped[dict]  # the base RunConfig
+    axes: Mapped[dict]
+    mode: Mapped[str] = mapped_column(String(16))  # grid | random
+    count: Mapped[int]  # runs made
+    seed: Mapped[int | None]  # random search's seed
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Metric(Base):
@@ -215,3 +236,15 @@ def _update_tags(mapper: object, connection: Connection, run: Run) -> None:
     if inspect(run).attrs.tags.history.has_changes():
         connection.execute(delete(RunTag).where(RunTag.run_id == run.id))
         _insert_tags(mapper, connection, run)
+
+
+class DatasetEntry(Base):
+    """One data set a worker can read (``server.datasets``): its manifest, as the worker published
+    it at start, so that ``GET /api/datasets`` lists the workers' disks from any machine."""
+
+    __tablename__ = "datasets"
+
+    worker: Mapped[str] = mapped_column(String(255), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    manifest: Mapped[dict] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

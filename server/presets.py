@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from server.dataset_presets import DATASET_PRESETS
 from server.schemas import RunConfig
+from server.zoo_presets import ZOO_PRESETS
 
 
 def _preset(name: str, description: str, config: dict) -> dict:
@@ -160,3 +162,5 @@ PRESETS = [
         },
     ),
 ]
+PRESETS += [_preset(name, description, config) for name, description, config in ZOO_PRESETS]
+PRESETS += [_preset(name, description, config) for name, description, config in DATASET_PRESETS]

@@ -8,36 +8,20 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from functools import reduce
+from operator import or_
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from server.config import get_settings
-from server.validation import PRINTABLE, check_json_types, field_error
-
-
-class Strict(BaseModel):
-    """Unknown fields are 422, and so are NaN and ±Infinity (PostgreSQL's JSON has neither) and
-    values of another JSON type than the schema's (``"5"`` or ``true`` for an integer)."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _json_types(cls, data: Any) -> Any:
-        check_json_types(cls, data)
-        return data
-
-
-def _kind_required(schema: dict[str, Any]) -> None:
-    schema["required"] = ["kind", *schema.get("required", [])]
-
-
-class TaskBase(Strict):
-    """A task of the ``kind`` union: the discriminator is required in a request (its default
-    serves Python callers)."""
-
-    model_config = ConfigDict(json_schema_extra=_kind_required)
+from server.dataset_schemas import DatasetTask
+from server.model_rules import check_run
+from server.model_schemas import ModelConfig
+from server.plugins import installed_plugins
+from server.schema_base import KindBase, Strict
+from server.task_base import TaskBase
+from server.validation import PRINTABLE, field_error, located_error
 
 
 class ModularTask(TaskBase):
@@ -145,10 +129,18 @@ class OpposingSignalsTask(TaskBase):
         return self
 
 
-TaskConfig = Annotated[
-    ModularTask | DigitsTask | GaussianMixtureTask | OpposingSignalsTask,
-    Field(discriminator="kind"),
-]
+BUILTIN_TASKS: tuple[type[KindBase], ...] = (
+    ModularTask,
+    DigitsTask,
+    GaussianMixtureTask,
+    OpposingSignalsTask,
+    DatasetTask,
+)
+# The installed plugins' tasks join the union at start (server.plugins; docs/plugins.md).
+PLUGIN_TASKS = installed_plugins(tuple(task.model_fields["kind"].default for task in BUILTIN_TASKS))
+TASKS: tuple[type[KindBase], ...] = BUILTIN_TASKS + tuple(p.schema for p in PLUGIN_TASKS.values())
+TASK_KINDS = tuple(task.model_fields["kind"].default for task in TASKS)
+TaskConfig = Annotated[reduce(or_, TASKS), Field(discriminator="kind")]
 
 
 class OptimizerConfig(Strict):
@@ -359,6 +351,27 @@ LANDSCAPE_MAX_EXAMPLE_FORWARDS = 2_000_000
 LANDSCAPE_HVP_FORWARDS = 4  # an HVP (double backward) counted as this many forward passes
 
 
+class LandscapeRefine(Strict):
+    """Adaptive refinement of a 2-D surface (``worker.probes.refine``; docs/probes/landscape.md,
+    "Adaptive refinement"): a ``coarse`` × ``coarse`` lattice of the grid, subdivided where the
+    interpolation error is estimated largest until ``budget`` × resolution² points are spent;
+    the rest of the grid is interpolated."""
+
+    coarse: int = Field(
+        default=13, ge=3, le=LANDSCAPE_MAX_RESOLUTION, description="starting lattice per axis (odd)"
+    )
+    budget: float = Field(
+        default=0.4, gt=0, le=1, description="fraction of the grid's points evaluated at most"
+    )
+
+    @field_validator("coarse")
+    @classmethod
+    def _odd(cls, coarse: int) -> int:
+        if coarse % 2 == 0:
+            raise ValueError("coarse must be odd, so that the lattice holds the grid's centre")
+        return coarse
+
+
 class LandscapeProbe(ProbeEntry):
     """Loss landscape through θ_s (``worker.probes.landscape``; docs/probes/landscape.md).
 
@@ -409,6 +422,11 @@ class LandscapeProbe(ProbeEntry):
         le=LANDSCAPE_MAX_SNAPSHOTS,
         description="pca: snapshots kept (the trajectory is thinned to half when full)",
     )
+    refine: LandscapeRefine | None = Field(
+        default=None,
+        description="2-D only: evaluate a coarse lattice refined where the loss bends fastest, "
+        "at most budget × resolution² points, and interpolate the rest (null: the full grid)",
+    )
 
     @field_validator("resolution")
     @classmethod
@@ -421,6 +439,8 @@ class LandscapeProbe(ProbeEntry):
     def _bounded_cost(self) -> LandscapeProbe:
         if self.kind == "interpolation" and self.dims != 1:
             raise field_error(self, "dims", message="interpolation is a 1-D path (dims 1)")
+        if self.refine is not None:
+            self._check_refine(self.refine)
         cost = self.example_forwards
         if cost > LANDSCAPE_MAX_EXAMPLE_FORWARDS:
             raise field_error(
@@ -432,11 +452,35 @@ class LandscapeProbe(ProbeEntry):
             )
         return self
 
+    def _check_refine(self, refine: LandscapeRefine) -> None:
+        if self.dims != 2:
+            raise field_error(self, "refine", message="refinement is for 2-D surfaces (dims 2)")
+        if refine.coarse >= self.resolution:
+            raise field_error(
+                self, "refine", "coarse", message="coarse must be smaller than resolution"
+            )
+        if refine.coarse**2 + 5 > refine.budget * self.resolution**2:
+            raise field_error(
+                self,
+                "refine",
+                "budget",
+                message=f"budget × resolution² must hold the coarse lattice and the centre's "
+                f"neighbours ({refine.coarse**2 + 5} points): raise budget or lower coarse",
+            )
+
+    @property
+    def grid_points(self) -> int:
+        """Grid points one probe evaluates at most (a refined surface's budget plus the last
+        round's overshoot of at most four points)."""
+        if self.refine is None:
+            return self.resolution**self.dims
+        return min(self.resolution**2, int(self.refine.budget * self.resolution**2) + 4)
+
     @property
     def example_forwards(self) -> int:
         """Upper bound of one probe's cost in single-example forward passes."""
         per_point = 2 if self.bn == "recompute" else 1
-        grid = (self.resolution**self.dims + 1) * per_point * self.eval_size
+        grid = (self.grid_points + 1) * per_point * self.eval_size
         lanczos = max(300, 20 * 2) + 2  # top_eigenvalues' HVP cap for k = 2, and 2 residuals
         hvps = lanczos * LANDSCAPE_HVP_FORWARDS * self.eval_size
         return grid + (hvps if self.kind == "hessian" else 0)
@@ -463,11 +507,26 @@ class RunConfig(Strict):
     task: TaskConfig = Field(
         default_factory=DigitsTask, json_schema_extra={"default": {"kind": "digits"}}
     )
+    model: ModelConfig | None = Field(
+        default=None,
+        title="Model",
+        description="a model from the zoo, checked against the task's data (off: the task's "
+        "own model)",
+    )
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     batch_size: int | None = Field(default=None, ge=1, description="None: full batch")
     steps: int = Field(default=1000, ge=1, json_schema_extra=_max_steps_schema)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: Literal["none", "bf16", "fp16"] = Field(
+        default="none",
+        title="Mixed precision",
+        description="autocast of the training step (fp16 with a gradient scaler, CUDA only); "
+        "probes stay in float32",
+    )
+    compile: bool = Field(
+        default=False, title="torch.compile", description="compile the training forward (CUDA)"
+    )
     log_every: int = Field(default=10, ge=1)
     checkpoint_every: int = Field(default=500, ge=1)
     train_metrics: Literal["running", "full"] = Field(
@@ -486,6 +545,18 @@ class RunConfig(Strict):
         description="keep the last checkpoint of a completed run (else removed when it ends)",
     )
 
+    @field_validator("task", mode="before")
+    @classmethod
+    def _installed_kind(cls, task: Any) -> Any:
+        """An unknown kind names ``task.kind`` and the installed ones (a plugin not installed
+        here would otherwise read as a bare union-tag error on ``task``)."""
+        kind = task.get("kind") if isinstance(task, dict) else None
+        if isinstance(kind, str) and kind not in TASK_KINDS:
+            installed = ", ".join(TASK_KINDS)
+            message = f"unknown task kind: the installed tasks are {installed} (GET /api/tasks)"
+            raise located_error(cls.__name__, ("kind",), kind, message)
+        return task
+
     @field_validator("steps")
     @classmethod
     def _steps_below_limit(cls, steps: int) -> int:
@@ -501,6 +572,7 @@ class RunConfig(Strict):
             raise field_error(
                 self, "optimizer", "warmup_steps", message=f"must be below steps ({self.steps})"
             )
+        check_run(self)
         return self
 
     @property
@@ -544,6 +616,7 @@ class RunPublic(BaseModel):
     cancel_requested: bool
     attempts: int
     notes: str = ""
+    sweep_id: int | None = Field(default=None, description="the sweep that made the run")
     # per requested series (GET /api/runs?summary=…): from the series summaries, no scan
     summary: dict[str, SeriesSummary] | None = None
 

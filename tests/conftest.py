@@ -108,6 +108,17 @@ class Service:
         return run
 
 
+@pytest.fixture(scope="session")
+def demo_datasets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An ``OBS_DATASETS_DIR`` holding ``observatory datasets make-demo``'s data sets (made once;
+    tests copy it before changing anything)."""
+    from server.datasets.demo import make_demo
+
+    base = tmp_path_factory.mktemp("demo")
+    make_demo(base / "datasets", base / "sources")
+    return base / "datasets"
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread() -> Iterator[None]:
     """Tiny models: OpenMP threads only contend on a shared 2-core machine."""

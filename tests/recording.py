@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 
+import torch
+
 from worker.training.loop import StepContext
 
 
@@ -45,6 +47,26 @@ class Snapshot:
         if ctx.step % self.every == 0:
             grads = [None if p.grad is None else p.grad.clone() for p in ctx.model.parameters()]
             self.taken[ctx.step] = (copy.deepcopy(ctx.model), ctx.model.training, grads, ctx)
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+class ForceSpikes:
+    """A loop hook placed before the probes: the train loss of the ``steps`` given reads as
+    ``loss``, so the opposing hook's spike detector fires there (a forced scenario)."""
+
+    name = "force-spikes"
+
+    def __init__(self, steps: list[int], loss: float = 50.0) -> None:
+        self.steps, self.loss = set(steps), loss
+
+    def __call__(self, ctx: StepContext) -> None:
+        if ctx.step - 1 in self.steps:  # ctx.loss is the loss of step s - 1
+            ctx.loss = torch.tensor(self.loss)
 
     def state_dict(self) -> dict:
         return {}

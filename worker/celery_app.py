@@ -12,6 +12,7 @@ from celery.signals import worker_init, worker_ready, worker_shutting_down
 
 from server.broker import TRAIN_TASK, celery_for
 from server.config import get_settings
+from worker.catalog import publish_catalog
 from worker.identity import process_identity
 from worker.reaper import start_reaper
 from worker.runner import execute_run
@@ -36,6 +37,7 @@ def _on_init(**_kwargs) -> None:
 @worker_ready.connect
 def _on_ready(sender, **_kwargs) -> None:  # noqa: ANN001 - Celery signal
     start_reaper(get_settings(), process_identity(sender.hostname), _stop_reaper)
+    publish_catalog(get_settings(), sender.hostname)  # the node name: a restart replaces its rows
 
 
 @worker_shutting_down.connect

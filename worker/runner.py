@@ -10,13 +10,14 @@ from sqlalchemy import select
 
 from server.broker import enqueue_run, notify
 from server.config import Settings
+from server.datasets import DatasetError
 from server.db import get_sessionmaker
 from server.models import Run, RunStatus
 from server.schemas import RunConfig
 from server.store import runs as run_store
 from worker.probe_hooks import build_hooks
 from worker.sink import DatabaseReporter
-from worker.training.checkpoint import CheckpointStore
+from worker.training.checkpoint import ReportedCheckpoints
 from worker.training.loop import resolve_device, train
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def execute_run(run_id: int, settings: Settings, worker: str) -> str:
     log.info("run %s: training on %s", run_id, device)
 
     reporter = DatabaseReporter(settings, run_id=run_id, worker=worker)
-    checkpoints = CheckpointStore(settings.resolved_checkpoint_dir, run_id)
+    checkpoints = ReportedCheckpoints(settings.resolved_checkpoint_dir, run_id, reporter)
     step, error = 0, None
     try:
         outcome = train(
@@ -66,6 +67,9 @@ def execute_run(run_id: int, settings: Settings, worker: str) -> str:
         step, error = outcome.step, outcome.extra.get("error")
         # An interrupted run (worker shutting down) checkpointed and goes back to the queue.
         status = RunStatus.queued if outcome.status == "interrupted" else RunStatus(outcome.status)
+    except DatasetError as problem:  # the user's data set: its message says what to fix
+        error, status = str(problem), RunStatus.failed
+        log.warning("run %s failed: %s", run_id, problem)
     except Exception:  # the run fails, the worker lives on; the traceback is kept on the run
         error = traceback.format_exc()
         status = RunStatus.failed

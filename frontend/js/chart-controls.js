@@ -2,17 +2,18 @@
 // relative time), log x, smoothing, the x-axis zoom
 // shared by every line panel, hidden panels (with a way back), and "Copy link", whose address
 // restores the view: compared runs (?overlay=, js/overlay.js), smoothing, log x, zoom, hidden
-// panels.
+// panels, the step selected on the timeline (?step=, js/timeline.js).
 
 import { X_AXES } from "./charts.js";
 import { h } from "./dom.js";
 
-// The view a link names: {xAxis, smoothing, smoothKind, logX, xRange, hidden} (absent parts
-// undefined).
+// The view a link names: {xAxis, smoothing, smoothKind, logX, xRange, hidden, step} (absent parts
+// undefined; step null).
 export function readView(url = window.location.href) {
   const params = new URL(url).searchParams;
   const smoothing = Number(params.get("smoothing"));
   const zoom = (params.get("zoom") ?? "").split(",").map(Number);
+  const step = params.has("step") ? Number(params.get("step")) : null;
   return {
     xAxis: params.get("x") in X_AXES ? params.get("x") : "step",
     smoothing: smoothing > 0 && smoothing < 1 ? smoothing : 0,
@@ -20,6 +21,7 @@ export function readView(url = window.location.href) {
     logX: params.get("logx") === "1",
     xRange: zoom.length === 2 && zoom.every(Number.isFinite) && zoom[0] < zoom[1] ? zoom : null,
     hidden: params.has("hide") ? params.get("hide").split(",").filter(Boolean) : undefined,
+    step: Number.isSafeInteger(step) && step >= 0 ? step : null,
   };
 }
 
@@ -32,6 +34,7 @@ export function viewUrl(options, hidden) {
   set("logx", options.logX ? "1" : "");
   set("zoom", options.xRange ? options.xRange.map((v) => Number(v.toPrecision(6))).join(",") : "");
   set("hide", hidden.join(","));
+  set("step", options.step === null || options.step === undefined ? "" : String(options.step));
   return url.href;
 }
 

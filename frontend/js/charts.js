@@ -126,6 +126,10 @@ export function seriesNames(patterns, store) {
   return names;
 }
 
+// Bookkeeping events shown on the timeline only (js/timeline.js): one every few steps would
+// crowd every chart with lines.
+export const TIMELINE_ONLY = new Set(["checkpoint.saved", "run.resumed", "landscape.snapshot"]);
+
 // Vertical dotted lines (and labels) at the steps of the run's events: one per step, labelled
 // with the kinds that happened there (a loss spike comes with the groups behind it).
 // `xOf(step)` places a step on the x axis (a time axis: null when unknown, then not drawn).
@@ -134,6 +138,7 @@ export function eventMarkers(events, logX, colors = theme(), xOf = (step) => ste
   const labelX = (x) => (logX ? Math.log10(x) : x);
   const byStep = new Map();
   for (const e of events) {
+    if (TIMELINE_ONLY.has(e.kind)) continue;
     const x = xOf(e.step);
     if (x === null || (logX && x <= 0)) continue; // not on this axis
     if (!byStep.has(e.step)) byStep.set(e.step, { step: x, at: e.step, kinds: [] });
@@ -165,6 +170,42 @@ export function eventMarkers(events, logX, colors = theme(), xOf = (step) => ste
       hovertext: `step ${e.at}: ${e.kind}`,
     })),
   };
+}
+
+// The page's selected step (the timeline's, ctx.options.step) as a solid vertical line named
+// "cursor" (none while nothing is selected, or where `xOf` cannot place it).
+export function cursorShape(step, colors = theme(), xOf = (s) => s) {
+  const x = step === null || step === undefined ? null : xOf(step);
+  if (x === null || x === undefined) return [];
+  return [{ type: "line", name: "cursor", xref: "x", yref: "paper", x0: x, x1: x, y0: 0, y1: 1, line: { color: colors.fg, width: 1.5 } }];
+}
+
+// The event markers of a scalar panel with the selected step's cursor on top.
+function markersWithCursor(ctx, logX, colors, placeStep) {
+  const markers = eventMarkers(ctx.events, logX, colors, placeStep);
+  const xOf = placeStep ?? ((s) => s);
+  markers.shapes.push(...cursorShape(ctx.options.step, colors, (s) => (logX && s <= 0 ? null : xOf(s))));
+  return markers;
+}
+
+// Which stored probe step a step-indexed panel shows for the selected step: the last one at or
+// before it (the state the run was in then), or the first one after when none is before
+// (docs/timeline.md). null without any stored step.
+export function probeStepFor(steps, wanted) {
+  if (!steps.length) return null;
+  let best = null;
+  for (const s of steps) if (s <= wanted && (best === null || s > best)) best = s;
+  return best ?? Math.min(...steps);
+}
+
+// The probe step a panel should move to because the page's selected step changed since it last
+// looked (null: nothing new, or no step stored yet: it looks again when steps arrive). A choice
+// the user makes in the panel afterwards stands until the next selection.
+export function takeSelectedStep(ctx, steps) {
+  const wanted = ctx.options.step;
+  if (wanted === null || wanted === undefined || ctx.state.seenStep === wanted || !steps.length) return null;
+  ctx.state.seenStep = wanted;
+  return probeStepFor(steps, wanted);
 }
 
 // The x axes of the scalar panels: the step, the wall time (a date axis) or the seconds since the
@@ -228,7 +269,7 @@ function layout(ctx, { yTitle, logY, empty, legend, yDecades = 0, placeStep }) {
   const colors = theme();
   const axis = xAxisOf(ctx);
   const logX = Boolean(ctx.options.logX) && axis !== "wall";
-  const markers = eventMarkers(ctx.events, logX, colors, placeStep);
+  const markers = markersWithCursor(ctx, logX, colors, placeStep);
   if (empty) {
     const finished = FINISHED.has(ctx.run?.status);
     markers.annotations.push(noteAnnotation(finished ? "no points were recorded" : "waiting for the first points…", colors));
@@ -397,7 +438,7 @@ export function linePanel({ id, title, series, yTitle, logY, labels = {}, smooth
 
   function onEvents(ctx) {
     const logX = Boolean(ctx.options.logX) && xAxisOf(ctx) !== "wall";
-    plotly().relayout(ctx.el, eventMarkers(ctx.events, logX, theme(), placer(ctx)));
+    plotly().relayout(ctx.el, markersWithCursor(ctx, logX, theme(), placer(ctx)));
   }
 
   function onStatus(ctx) {
@@ -405,7 +446,7 @@ export function linePanel({ id, title, series, yTitle, logY, labels = {}, smooth
   }
 
   const controls = logY === undefined ? [] : [{ key: "logY", label: "log y", value: logY }];
-  return { id, title, series, controls, overlay, render, update, onEvents, onStatus, ...rest };
+  return { id, title, series, controls, overlay, render, update, onEvents, onStep: onEvents, onStatus, ...rest };
 }
 
 // For panels that fetch arrays: returns a function that runs `draw(ctx)` (async) at most once at
@@ -453,9 +494,10 @@ export function stepCache(load) {
 
 // Refills a step <select> with "latest" and the `steps` given, keeping the user's choice, and
 // returns the step to draw (null: none yet). While "latest" is chosen it follows new steps.
-export function chooseStep(select, steps) {
-  const following = !select.value || select.value === "latest";
-  const previous = select.value;
+// `pinned` (a step among `steps`) replaces the choice, e.g. the timeline's selected step.
+export function chooseStep(select, steps, pinned = null) {
+  const following = pinned === null && (!select.value || select.value === "latest");
+  const previous = pinned === null ? select.value : String(pinned);
   select.replaceChildren(
     h("option", { value: "latest" }, "latest"),
     ...steps.map((s) => h("option", { value: String(s) }, `step ${s}`)),
@@ -486,6 +528,9 @@ export function fetchedPanel({ mount, draw, ...rest }) {
       if (FINISHED.has(ctx.run?.status)) ctx.state.refresh?.();
     },
     onEvents() {},
+    onStep(ctx) {
+      ctx.state.refresh?.(); // draw() reads the selected step (takeSelectedStep)
+    },
   };
 }
 
@@ -502,7 +547,7 @@ export function arrayPanel({ id, steps, draw, ...rest }) {
     },
     async draw(ctx) {
       const offered = await steps(ctx);
-      const step = chooseStep(ctx.state.select, offered);
+      const step = chooseStep(ctx.state.select, offered, takeSelectedStep(ctx, offered));
       if (step !== null) await draw(ctx, step);
       // the stream announced a newer probe step whose arrays were not listed yet: look again
       const announced = ctx.store.get(rest.series?.[0] ?? "").steps.at(-1);

@@ -2,7 +2,7 @@
 
 import { h } from "./dom.js";
 
-function payloadText(payload) {
+export function payloadText(payload) {
   const entries = Object.entries(payload ?? {});
   if (!entries.length) return "";
   return entries

@@ -17,12 +17,14 @@
 //     update(ctx, delta) {},                // new points {name: {steps, values}}, its series only
 //     onEvents(ctx) {},                     // optional: ctx.events changed (default: render)
 //     onStatus(ctx) {},                     // optional: ctx.run.status changed (default: nothing)
+//     onStep(ctx) {},                       // optional: ctx.options.step changed (default: render)
 //   });
 //
 // ctx: el (the chart element), card, runId, run (latest Run JSON), store (SeriesStore of the run),
 // overlays [{id, name, color, store}], events [{id, step, kind, payload}], options {logX,
-// smoothing}, local (this panel's control values), state (the panel's own scratch), and api
-// (js/api.js) for panels that read their own endpoints (spectra, landscapes, outliers).
+// smoothing, step (the step selected on the timeline, js/timeline.js; null: none)}, local (this
+// panel's control values), state (the panel's own scratch), and api (js/api.js) for panels that
+// read their own endpoints (spectra, landscapes, outliers).
 // Scalar panels need no code of their own: linePanel() in js/charts.js supplies render/update.
 // Panels drawn from fetched arrays use arrayPanel() (a step <select> with "latest") or
 // fetchedPanel() there, with stepCache(), plotLayout() and PLOT_CONFIG.
@@ -317,6 +319,14 @@ export class PanelHost {
     for (const id of [...this.stale.keys()]) this.render(id); // the final points, everywhere
     for (const { panel, ctx } of this.mounted.values()) {
       if (panel.onStatus) this.safely(panel, ctx, () => panel.onStatus(ctx));
+    }
+  }
+
+  // The selected step changed (ctx.options.step): step-indexed panels move to their probe step
+  // for it (charts.js probeStepFor), scalar panels draw their cursor there.
+  stepChanged() {
+    for (const { panel, ctx } of this.mounted.values()) {
+      this.safely(panel, ctx, () => (panel.onStep ? panel.onStep(ctx) : panel.render(ctx)));
     }
   }
 

@@ -45,12 +45,15 @@ export function mountRunCost(getConfig) {
     try {
       text = describeCost(await api.validateRun(config));
     } catch (error) {
-      const limits =
-        error instanceof ApiError && Array.isArray(error.detail)
-          ? error.detail.filter((d) => d.type === "limit_exceeded")
-          : [];
-      over = limits.length > 0;
-      text = over ? `Over a limit: ${limits.map((d) => d.msg).join("; ")}` : "";
+      const detail = error instanceof ApiError && Array.isArray(error.detail) ? error.detail : [];
+      const limits = detail.filter((d) => d.type === "limit_exceeded");
+      over = detail.length > 0;
+      // a limit, or a combination the server refuses (a model that does not fit the data)
+      text = limits.length
+        ? `Over a limit: ${limits.map((d) => d.msg).join("; ")}`
+        : over
+          ? `Not accepted: ${detail.map((d) => `${d.loc.slice(1).join(".")}: ${d.msg}`).join("; ")}`
+          : "";
     }
     if (asked !== latest) return; // a newer check is under way
     el.textContent = text;

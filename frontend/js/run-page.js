@@ -5,7 +5,7 @@
 import { api, ApiError } from "./api.js";
 import { describeSeries } from "./catalog.js";
 import { mountChartControls, readView } from "./chart-controls.js";
-import { categoryColor, linePanel, loadPlotly } from "./charts.js";
+import { categoryColor, linePanel, loadPlotly, TIMELINE_ONLY } from "./charts.js";
 import { renderConfigDiff } from "./config-diff.js";
 import { mountSideBySide } from "./side-by-side.js";
 import { FINISHED, h, showError } from "./dom.js";
@@ -19,6 +19,7 @@ import { mountRunHeader } from "./run-header.js";
 import { SeriesStore } from "./series.js";
 import { openStream } from "./stream.js";
 import { mountThemeToggle } from "./theme.js";
+import { mountTimeline } from "./timeline.js";
 
 const HISTORY_POINTS = 2000;
 // Live points are appended to the charts as they come; past this many per series since the last
@@ -34,6 +35,7 @@ const panelsEl = document.getElementById("panels");
 const eventsEl = document.getElementById("events");
 const compareEl = document.getElementById("config-diff");
 const sideEl = document.getElementById("side-by-side");
+const timelineEl = document.getElementById("timeline");
 
 function parseRunId() {
   const match = window.location.pathname.match(/\/runs\/(\d+)\/?$/);
@@ -64,7 +66,7 @@ async function main() {
     store: new SeriesStore(),
     overlays: [],
     events: [],
-    options: { xAxis: "step", logX: false, smoothing: 0, smoothKind: "ema", xRange: null },
+    options: { xAxis: "step", logX: false, smoothing: 0, smoothKind: "ema", xRange: null, step: null },
     api,
   };
   try {
@@ -73,6 +75,7 @@ async function main() {
     showError(headerEl, `Could not load run ${runId}:`, error);
     headerEl.append(h("p", {}, h("a", { href: "/" }, "Back to all runs")));
     controlsEl.hidden = true;
+    timelineEl.hidden = true;
     eventsEl.closest("section").hidden = true;
     return;
   }
@@ -83,13 +86,24 @@ async function main() {
     const { title, unit, description } = describeSeries(name, view.run);
     return linePanel({ id: `auto-${name.replace(/[^\w-]/g, "-")}`, title, description, yTitle: unit, series: [name], order: 1000 });
   };
-  const { xAxis, smoothing, smoothKind, logX, xRange } = linked;
-  Object.assign(view.options, { xAxis, smoothing, smoothKind, logX, xRange });
+  const { xAxis, smoothing, smoothKind, logX, xRange, step } = linked;
+  Object.assign(view.options, { xAxis, smoothing, smoothKind, logX, xRange, step });
   let controls = null;
   const layout = new PanelLayout({ hidden: linked.hidden });
   const host = new PanelHost(panelsEl, view, { autoPanel, layout, onLayout: () => controls?.showHidden() });
   controls = mountChartControls(controlsEl, { view, host, panelsEl, onAxis });
   const overlayEl = controls.overlayEl;
+  // One selected step for the whole page: the timeline, the explain card (a "selectstep" event)
+  // and every panel (PanelHost.stepChanged) follow it; null clears it.
+  const timeline = mountTimeline(timelineEl, { onSelect: selectStep });
+  timeline.select(view.options.step);
+  function selectStep(step) {
+    view.options.step = step;
+    timeline.select(step);
+    host.stepChanged();
+  }
+  document.addEventListener("selectstep", (event) => selectStep(event.detail));
+  const drawTimeline = () => timeline.update(view.events, view.run.config?.steps);
   window.addEventListener("themechange", () => host.renderAll());
   const compared = () => [{ ...view.run, color: categoryColor(0) }, ...view.overlays];
   const sideBySide = mountSideBySide(sideEl, { api, runs: () => (view.overlays.length ? compared() : []) });
@@ -166,17 +180,21 @@ async function main() {
   // Events arrive one SSE message each (a probe may send many at once): the table and the panels
   // are redrawn once per animation frame, not once per event.
   let eventsDrawn = true;
+  let panelEvents = false; // an event the panels draw arrived since the last frame
   function addEvents(events) {
     const known = new Set(view.events.map((e) => e.id));
     const fresh = events.filter((e) => !known.has(e.id));
     if (!fresh.length) return;
     view.events.push(...fresh);
+    panelEvents ||= fresh.some((e) => !TIMELINE_ONLY.has(e.kind)); // the others: timeline only
     if (!eventsDrawn) return;
     eventsDrawn = false;
     requestAnimationFrame(() => {
       eventsDrawn = true;
       renderEvents(eventsEl, view.events, { finished: FINISHED.has(view.run.status) });
-      host.eventsChanged();
+      drawTimeline();
+      if (panelEvents) host.eventsChanged();
+      panelEvents = false;
     });
   }
 
@@ -205,6 +223,7 @@ async function main() {
   try {
     addEvents((await api.events(runId)).data);
     renderEvents(eventsEl, view.events, { finished: FINISHED.has(view.run.status) });
+    drawTimeline();
   } catch (error) {
     showError(eventsEl, "Could not load the events:", error);
   }

@@ -5,6 +5,7 @@ import { h, showError } from "./dom.js";
 import { mountHealth } from "./health.js";
 import { mountRunsTable } from "./runs-table.js";
 import { mountSubmitForm } from "./submit-form.js";
+import { mountSweepForm } from "./sweep-form.js";
 import { mountThemeToggle } from "./theme.js";
 
 const schemaRequest = api.schema();
@@ -18,6 +19,8 @@ async function mountForm(container, request = api.schema()) {
     container.append(h("button", { type: "button", class: "secondary", onclick: () => mountForm(container) }, "Retry"));
     return;
   }
+  // the installed tasks' titles and packages label the task selector; the form works without
+  const tasksRequest = api.tasks().then((body) => body.data, () => []);
   let presets = [];
   let presetsError = null;
   try {
@@ -25,12 +28,15 @@ async function mountForm(container, request = api.schema()) {
   } catch (error) {
     presetsError = error; // the form works without them
   }
+  let submitForm;
   try {
-    mountSubmitForm(container, { schema, presets });
+    submitForm = mountSubmitForm(container, { schema, presets, tasks: await tasksRequest });
   } catch (error) {
     showError(container, "Could not build the form from the schema:", error);
     return;
   }
+  const sweepPresets = await api.sweepPresets().catch(() => []);
+  container.append(mountSweepForm({ form: submitForm.form, presets: sweepPresets }));
   if (presetsError) {
     container.prepend(h("p", { class: "notice notice-warn" }, `Presets unavailable: ${presetsError.message}`));
   }

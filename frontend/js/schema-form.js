@@ -7,6 +7,7 @@
 //   oneOf/anyOf + `kind`     discriminated union: a kind selector that swaps the variant's fields
 //   anyOf [X, null]          optional: empty input (scalars) or an "enabled" checkbox (objects)
 //   enum / const             select / read-only value
+//   "x-choices": source      select fed by the server (choices.js: the data sets)
 //   integer, number, string  input with min/max/step/maxlength from the schema
 //   boolean                  checkbox
 //   array of scalars         comma-separated input; prefixItems (tuples): one input per item
@@ -14,6 +15,7 @@
 //   anything else            a JSON textarea, validated by the server
 // Inputs are named by their dotted path (`optimizer.lr`, `task.hidden`).
 
+import { ChoiceNode } from "./choices.js";
 import { h } from "./dom.js";
 import {
   BooleanNode,
@@ -270,6 +272,7 @@ export function createNode(raw, root, path, key, { bare = false } = {}) {
   }
   if ("const" in schema) return new ConstNode(schema, path, key);
   if (Array.isArray(schema.enum)) return new EnumNode(schema, path, key);
+  if (schema["x-choices"]) return new ChoiceNode(schema, path, key);
   switch (schema.type) {
     case "boolean":
       return new BooleanNode(schema, path, key);

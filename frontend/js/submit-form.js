@@ -6,8 +6,20 @@ import { h } from "./dom.js";
 import { mountRunCost } from "./run-cost.js";
 import { SchemaForm } from "./schema-form.js";
 
-export function mountSubmitForm(container, { schema, presets }) {
+// The task selector's options read as the tasks' titles, a plugin's with its package (GET
+// /api/tasks); their values stay the kinds.  The schema's union already holds every installed task.
+function labelTasks(formEl, tasks) {
+  const select = formEl.querySelector('select[name="task.kind"]');
+  const byKind = new Map(tasks.map((task) => [task.kind, task]));
+  for (const option of select?.options ?? []) {
+    const task = byKind.get(option.value);
+    if (task) option.textContent = task.source === "builtin" ? task.title : `${task.title} (${task.source})`;
+  }
+}
+
+export function mountSubmitForm(container, { schema, presets, tasks = [] }) {
   const form = new SchemaForm(schema);
+  labelTasks(form.el, tasks);
   let jsonMode = false;
 
   const presetSelect = h(

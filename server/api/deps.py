@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from server.api.errors import invalid
 from server.config import Settings, get_settings
 from server.db import get_sessionmaker
-from server.models import Run
+from server.models import Run, Sweep
 
 # Largest values the columns hold (run and event ids: INTEGER; steps: BIGINT).  A larger value
 # in a path cannot name anything (404); in a query it is out of the documented range (422).
@@ -34,14 +34,25 @@ def get_session(settings: SettingsDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
+def _load(session: Session, model: type[Run | Sweep], ident: int, what: str) -> Run | Sweep:
+    found = session.get(model, ident) if ident <= ID_MAX else None
+    if found is None:
+        raise HTTPException(status_code=404, detail=f"{what} {ident} not found")
+    return found
+
+
 def get_run(session: SessionDep, run_id: Annotated[int, Path(ge=1)]) -> Run:
-    run = session.get(Run, run_id) if run_id <= ID_MAX else None
-    if run is None:
-        raise HTTPException(status_code=404, detail=f"run {run_id} not found")
-    return run
+    return _load(session, Run, run_id, "run")
 
 
 RunDep = Annotated[Run, Depends(get_run)]
+
+
+def get_sweep(session: SessionDep, sweep_id: Annotated[int, Path(ge=1)]) -> Sweep:
+    return _load(session, Sweep, sweep_id, "sweep")
+
+
+SweepDep = Annotated[Sweep, Depends(get_sweep)]
 
 
 def get_step(step: Annotated[int, Path(ge=0, description="training step")]) -> int:

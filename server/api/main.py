@@ -9,7 +9,9 @@ from fastapi import APIRouter, Depends
 
 from server.api import (
     auth,
+    datasets,
     events,
+    explain,
     health,
     metrics,
     outliers,
@@ -17,6 +19,8 @@ from server.api import (
     runs,
     sdk,
     stream,
+    sweeps,
+    tasks,
     tokens,
 )
 from server.api.deps import single_valued_query
@@ -29,10 +33,23 @@ api_router = APIRouter(
     responses=responses(400, 401, 403),
     dependencies=[Depends(auth.authorize), Depends(single_valued_query)],
 )
-for module_router in (runs.router, runs.config_router):
+for module_router in (
+    runs.router,
+    runs.config_router,
+    tasks.router,
+    datasets.router,
+    sweeps.router,
+):
     api_router.include_router(module_router)  # these document their errors per operation
 # Operations on one run (or token): an unknown one is 404, a bad id or parameter 422.
-RUN_SCOPED = (metrics.router, events.router, results.router, outliers.router, stream.router)
+RUN_SCOPED = (
+    metrics.router,
+    events.router,
+    results.router,
+    outliers.router,
+    stream.router,
+    explain.router,
+)
 for module_router in (*RUN_SCOPED, metrics.compare_router, tokens.router):
     api_router.include_router(module_router, responses=responses(404, 422))
 # SDK runs: writing to a worker's run, or to a finished one, is a conflict.

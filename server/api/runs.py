@@ -8,11 +8,14 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.encoders import jsonable_encoder
+from sqlalchemy.orm import Session
 
 from server.api.auth import limit_submissions
+from server.api.datasets import resolve_task
 from server.api.deps import RunDep, SessionDep, SettingsDep
 from server.api.errors import responses
 from server.broker import enqueue_run, notify, wake_worker
+from server.config import Settings
 from server.limits import check_limits
 from server.models import Run, RunStatus
 from server.presets import PRESETS
@@ -51,24 +54,56 @@ def to_public(run: Run) -> RunPublic:
     dependencies=[Depends(limit_submissions)],
 )
 def create_run(body: RunCreate, session: SessionDep, settings: SettingsDep) -> RunPublic:
+    resolve_task(body, session, settings)
     check_limits(body, settings)
     run = run_store.create_run(session, config=body)
     session.commit()
-    try:
-        enqueue_run(settings, run_id=run.id, queue=run.queue)
-    except Exception as error:  # broker down: the run must not sit queued forever
-        run_store.fail_unclaimed(
-            session, run_id=run.id, error="could not queue the run: the broker was unreachable"
-        )
-        log.warning("run %s not queued, broker unreachable: %r", run.id, error)
-        raise HTTPException(503, detail="broker unreachable: the run was not queued") from error
+    queue_runs(session, settings, [run])
     return to_public(run)
 
 
+def queue_runs(session: Session, settings: Settings, runs: list[Run]) -> None:
+    """Send the committed runs' tasks (enqueue after commit).  If the broker is down, every run
+    not yet sent is marked failed with the reason (none may sit queued forever), and 503."""
+    for sent, run in enumerate(runs):
+        try:
+            enqueue_run(settings, run_id=run.id, queue=run.queue)
+        except Exception as error:  # broker down
+            for unsent in runs[sent:]:
+                run_store.fail_unclaimed(
+                    session,
+                    run_id=unsent.id,
+                    error="could not queue the run: the broker was unreachable",
+                )
+            log.warning("run %s not queued, broker unreachable: %r", run.id, error)
+            detail = "broker unreachable: the run was not queued"
+            raise HTTPException(503, detail=detail) from error
+
+
+def cancel_runs(session: Session, settings: Settings, runs: list[Run]) -> None:
+    """Cancel unfinished runs: queued ones at once, running ones at their worker's next step."""
+    for run in runs:
+        run_store.request_cancel(session, run=run)
+    session.commit()
+    for run in runs:
+        notify(settings, run.id)
+        wake_worker(settings, run.id)
+
+
+def forget_runs(settings: Settings, run_ids: list[int]) -> None:
+    """After deleting runs: remove their checkpoints and tell their streams and workers (a worker
+    still training one stops at its next beat)."""
+    for run_id in run_ids:
+        settings.checkpoint_path(run_id).unlink(missing_ok=True)
+        notify(settings, run_id)
+        wake_worker(settings, run_id)
+
+
 @router.post("/validate", response_model=RunCostPublic, responses=responses(413, 415, 422))
-def validate_run(body: RunCreate, settings: SettingsDep) -> RunCostPublic:
+def validate_run(body: RunCreate, session: SessionDep, settings: SettingsDep) -> RunCostPublic:
     """What the run would cost (parameters, data set, probes) and the limits, or the same 422 as
     submitting it; nothing is stored."""
+    resolve_task(body, session, settings)
     return check_limits(body, settings)
 
 
@@ -147,10 +182,7 @@ def update_run(body: RunUpdate, run: RunDep, session: SessionDep) -> RunPublic:
 def cancel_run(run: RunDep, session: SessionDep, settings: SettingsDep) -> RunPublic:
     if RunStatus(run.status).finished:
         raise HTTPException(status_code=409, detail=f"run {run.id} is already {run.status}")
-    run_store.request_cancel(session, run=run)
-    session.commit()
-    notify(settings, run.id)
-    wake_worker(settings, run.id)
+    cancel_runs(session, settings, [run])
     return to_public(run)
 
 
@@ -159,9 +191,7 @@ def delete_run(run: RunDep, session: SessionDep, settings: SettingsDep) -> Respo
     """Deletes the run and all it recorded; a worker still training it stops at its next beat."""
     run_store.delete_run(session, run_id=run.id)
     session.commit()
-    settings.checkpoint_path(run.id).unlink(missing_ok=True)
-    notify(settings, run.id)
-    wake_worker(settings, run.id)
+    forget_runs(settings, [run.id])
     return Response(status_code=204)
 
 

@@ -61,32 +61,21 @@ def write_points(connection: Connection, *, run_id: int, points: Iterable[Point]
     """Upsert points on ``(run_id, name, step)`` and update the series summaries and pyramid.
 
     Re-writing a step (a resumed run) replaces it, never duplicates it.  Returns rows written.
-    PostgreSQL receives the points through a binary COPY into a staging table and set-based
-    statements (``sql.copy_upsert``); SQLite through one prepared upsert run per row in C.
-    Either way a flush costs a fixed handful of statements whatever the number of series or
-    pyramid levels.
+    PostgreSQL receives the points by binary COPY: straight into the table for steps beyond
+    what the series held (an append), through a staging table and one set-based upsert for the
+    rest (``sql.copy_upsert``); SQLite through one prepared upsert run per row in C.  Either
+    way a flush costs a fixed handful of statements whatever the number of series or pyramid
+    levels.
     """
-    # One statement may not touch a key twice (PostgreSQL): the last point of a key wins.
-    latest = list({(p.name, p.step): p for p in points}.values())
-    if not latest:
+    points = points if isinstance(points, list) else list(points)
+    if not points:
         return 0
-    name_of = [p.name for p in latest]
-    step_of = [p.step for p in latest]
-    value_of = [clean(p.value) for p in latest]
-    wall_of = [p.wall_time for p in latest]
-    names = sorted(set(name_of))
-    index = {name: i for i, name in enumerate(names)}
-    count = len(latest)
-    series = np.fromiter(map(index.__getitem__, name_of), np.int64, count)
-    steps = np.array(step_of, dtype=np.int64)
-    values = np.array(value_of, dtype=np.float64)  # None (NaN) -> NaN, stored as NULL
-    walls = np.array(wall_of, dtype=np.float64)
-
-    order = np.lexsort((steps, series))
+    names, series, steps, values, walls = _columns(points)
+    count = len(steps)
     if connection.dialect.name == "postgresql":
-        # The run's lock first: the step ranges read next stay true until commit.
-        begin_write(connection, run_id, ("metrics", "metric_buckets"))
-        before = _stored_ranges(connection, run_id, names)
+        # The run's lock first: the step ranges read with it stay true until commit.
+        tables = ("metrics", "metric_buckets")
+        before = _ranges(begin_write(connection, run_id, tables, *_ranges_query(run_id, names)))
         old_lo = np.array([before.get(n, (1, 0))[0] for n in names], np.int64)[series]
         old_hi = np.array([before.get(n, (1, 0))[1] for n in names], np.int64)[series]
         copy_upsert(  # points outside a series' stored step range are new
@@ -103,14 +92,14 @@ def write_points(connection: Connection, *, run_id: int, points: Iterable[Point]
             exists=(steps >= old_lo) & (steps <= old_hi),
         )
     else:
-        rows = list(zip(repeat(run_id), name_of, step_of, value_of, wall_of, strict=False))
-        # In key order, the B-tree takes each series' rows as one run of appends.  The write
-        # comes first, so the transaction holds SQLite's write lock before it reads anything;
-        # the series summaries it reads next are only updated at the end of this function.
-        connection.exec_driver_sql(_SQLITE_UPSERT, [rows[i] for i in order.tolist()])
-        before = _stored_ranges(connection, run_id, names)
+        # NaN binds as NULL.  In key order, the B-tree takes each series' rows as one run of
+        # appends.  The write comes first, so the transaction holds SQLite's write lock before
+        # it reads anything; the series summaries it reads next are only updated at the end.
+        label = [names[i] for i in series.tolist()]
+        rows = zip(repeat(run_id), label, steps.tolist(), values.tolist(), walls.tolist())
+        connection.exec_driver_sql(_SQLITE_UPSERT, list(rows))
+        before = _ranges(fetch_all(connection, *_ranges_query(run_id, names)))
 
-    series, steps, values = series[order], steps[order], values[order]
     starts = np.flatnonzero(np.r_[True, series[1:] != series[:-1]])
     ends = np.r_[starts[1:], len(series)] - 1
     first, last = steps[starts].tolist(), steps[ends].tolist()
@@ -155,17 +144,39 @@ def write_points(connection: Connection, *, run_id: int, points: Iterable[Point]
     return count
 
 
-def _stored_ranges(connection: Connection, run_id: int, names: list[str]) -> dict:
+def _columns(
+    points: list[Point],
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The sorted series names and the points' columns (series index, step, value with NaN
+    for null, wall time) in key order, one row per key: the last point of a key wins, as one
+    statement may not touch a key twice (PostgreSQL)."""
+    count = len(points)
+    name_of = [p.name for p in points]
+    names = sorted(set(name_of))
+    index = {name: i for i, name in enumerate(names)}
+    series = np.fromiter(map(index.__getitem__, name_of), np.int64, count)
+    steps = np.fromiter((p.step for p in points), np.int64, count)
+    values = np.array([p.value for p in points], np.float64)  # None -> NaN
+    walls = np.fromiter((p.wall_time for p in points), np.float64, count)
+    order = np.lexsort((steps, series))  # stable: a key's points stay in arrival order
+    series, steps = series[order], steps[order]
+    last = np.r_[(series[1:] != series[:-1]) | (steps[1:] != steps[:-1]), True]
+    keep = order[last]
+    return names, series[last], steps[last], values[keep], walls[keep]
+
+
+def _ranges_query(run_id: int, names: list[str]) -> tuple[str, tuple]:
+    """The query of the series' stored step ranges, for ``_ranges``."""
+    return (
+        "SELECT name, first_step, last_step FROM series "
+        f"WHERE run_id = ? AND name IN ({', '.join('?' * len(names))})",
+        (run_id, *names),
+    )
+
+
+def _ranges(rows: list[tuple]) -> dict[str, tuple[int, int]]:
     """``name -> (first_step, last_step)`` of the series' summaries (absent: never written)."""
-    return {
-        name: (first, last)
-        for name, first, last in fetch_all(
-            connection,
-            "SELECT name, first_step, last_step FROM series "
-            f"WHERE run_id = ? AND name IN ({', '.join('?' * len(names))})",
-            (run_id, *names),
-        )
-    }
+    return {name: (first, last) for name, first, last in rows}
 
 
 def list_series(session: Session, *, run_id: int) -> list[Series]:

@@ -17,7 +17,6 @@ import numpy as np
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, header extension length
 TRAILER = b"\xff\xff"
 _TYPES = {
-    np.dtype(np.bool_): "?",
     np.dtype(np.int32): ">i4",
     np.dtype(np.int64): ">i8",
     np.dtype(np.float64): ">f8",
@@ -32,9 +31,7 @@ class Text:
     labels: Sequence[str]
 
 
-Column = (
-    np.ndarray | Text
-)  # bool -> boolean, int32 -> int4, int64 -> int8, float64 -> float8 (NaN -> NULL)
+Column = np.ndarray | Text  # int32 -> int4, int64 -> int8, float64 -> float8 (NaN -> NULL)
 
 
 def encode(columns: Mapping[str, Column]) -> bytes:
@@ -51,6 +48,19 @@ def encode(columns: Mapping[str, Column]) -> bytes:
     bounds = np.searchsorted(group[order], np.arange(len(first) + 1))
     parts = [_rows(arrays, order[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     return SIGNATURE + b"".join(parts) + TRAILER
+
+
+def as_tuples(columns: Mapping[str, Column]) -> list[tuple]:
+    """The rows as Python tuples for a driver's executemany (text decoded, NaN as None)."""
+    lists = []
+    for column in columns.values():
+        if isinstance(column, Text):
+            lists.append([column.labels[i] for i in column.codes.tolist()])
+        elif column.dtype.kind == "f":
+            lists.append([None if v != v else v for v in column.tolist()])  # NaN != NaN
+        else:
+            lists.append(column.tolist())
+    return list(zip(*lists, strict=True))
 
 
 def take(column: Column, rows: np.ndarray) -> Column:

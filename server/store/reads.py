@@ -165,7 +165,14 @@ def read_runs(
 
     whole = [w for w in wanted if not w.level]
     bucketed = [w for w in wanted if w.level]
-    buckets = _bucket_rows(connection, bucketed) if bucketed else {}
+    stored = [w for w in bucketed if w.level >= rollup.LOWEST]
+    buckets = _bucket_rows(connection, stored) if stored else {}
+    for w in bucketed:
+        if w.level < rollup.LOWEST:  # the finest levels are not stored: made from the points
+            _, run_id, name, level, lo, hi = w.buckets()
+            buckets[w.key] = rollup.read_level(
+                connection, run_id=run_id, name=name, level=level, lo=lo, hi=hi
+            )
     sampled = []
     for w in bucketed:
         found = buckets.get(w.key, rollup.Buckets.empty())

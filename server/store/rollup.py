@@ -7,6 +7,10 @@ the raw points), so the pyramid is exact even when a resumed run rewrites steps.
 
 Series written together (a run's metrics share their steps) are refreshed together: every
 statement covers all of them, so a flush costs a few statements per level, not per series.
+
+Levels below ``LOWEST`` are not stored: a read computes them from the raw points (at most
+``BASE**LOWEST`` points per bucket), and a write saves their rows — level 1 alone would be three
+quarters of the pyramid, a quarter as many rows as the points themselves.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ import numpy as np
 from sqlalchemy import Connection
 
 from server.store import pgcopy
-from server.store.sql import copy_upsert, fetch_all, run
+from server.store.sql import copy_upsert, fetch_all, fetch_many, run
 
 BASE = 4
 MAX_LEVEL = 14  # 4**14 ≈ 2.7e8 steps per bucket at the top
+LOWEST = 2  # the lowest stored level
+_WIDTH = BASE**LOWEST  # steps per bucket of the lowest stored level
 
 
 _FIELDS = ("key", "n", "min_step", "min_value", "max_step", "max_value")
@@ -93,9 +99,9 @@ def _in(names: list[str]) -> str:
 
 def _touched(lo: int, hi: int, last_step: int) -> list[tuple[int, int, int]]:
     """``(level, first bucket, last bucket)`` that a write to steps ``[lo, hi]`` changes, from
-    level 1 up to the level whose bucket 0 holds every series whole."""
-    levels, b_lo, b_hi = [], lo // BASE, hi // BASE
-    for level in range(1, MAX_LEVEL + 1):
+    ``LOWEST`` up to the level whose bucket 0 holds every series whole."""
+    levels, b_lo, b_hi = [], lo // _WIDTH, hi // _WIDTH
+    for level in range(LOWEST, MAX_LEVEL + 1):
         levels.append((level, b_lo, b_hi))
         if last_step // BASE**level == 0:
             break
@@ -134,29 +140,15 @@ def refresh(
     reach is read back — the raw points and stored buckets inside ``stored`` — so an append
     reads a bucket or so per level, while a replay over old steps reads what it overlaps: a
     flush costs at most four statements whatever the number of series and levels (the raw
-    points, the stored buckets of every level in one read, one upsert, and rarely a delete).
+    points and the stored buckets of every level, read in one round trip on PostgreSQL, one
+    upsert, and rarely a delete).
     """
     levels = _touched(lo, hi, last_step)
     _, b_lo, b_hi = levels[0]
     series, steps, values = batch.series, batch.steps, batch.values
     old_lo, old_hi = stored if stored is not None else (0, -1)
-    read_lo, read_hi = max(b_lo * BASE, old_lo), min((b_hi + 1) * BASE - 1, old_hi)
-    if read_lo <= read_hi:  # earlier points may share a bucket: read them, with the batch's own
-        rows = fetch_all(
-            connection,
-            f"SELECT name, step, value FROM metrics WHERE run_id = ? AND {_in(names)} "
-            "AND step >= ? AND step <= ? AND value IS NOT NULL",
-            (run_id, *names, read_lo, read_hi),
-        )
-        index = {name: i for i, name in enumerate(names)}
-        outside = (steps < read_lo) | (steps > read_hi)
-        series = np.r_[series[outside], np.fromiter((index[r[0]] for r in rows), np.int64)]
-        steps = np.r_[steps[outside], np.fromiter((r[1] for r in rows), np.int64)]
-        values = np.r_[values[outside], np.fromiter((r[2] for r in rows), np.float64)]
-    order = np.lexsort((steps, series))
-    series, steps, values = series[order], steps[order], values[order]
-    buckets = Buckets.from_points(steps, values, (series << _SHIFT) | (steps // BASE))
-
+    # Earlier points may share the lowest level's buckets: read them, with the batch's own.
+    read_lo, read_hi = max(b_lo * _WIDTH, old_lo), min((b_hi + 1) * _WIDTH - 1, old_hi)
     # Stored buckets: at each level below the top, all children of the touched parents; at the
     # top, the touched buckets themselves (to find buckets that a rewrite emptied) — each cut to
     # the buckets that the earlier points can occupy.
@@ -169,9 +161,29 @@ def refresh(
         for level, r_lo, r_hi in reads
         if stored is not None
     ]
-    old_buckets = _read(
-        connection, run_id=run_id, names=names, ranges=[r for r in reads if r[1] <= r[2]]
-    )
+    reads = [r for r in reads if r[1] <= r[2]]
+    queries = [_read_query(run_id, names, reads)] if reads else []
+    if read_lo <= read_hi:
+        queries.append(
+            (
+                f"SELECT name, step, value FROM metrics WHERE run_id = ? AND {_in(names)} "
+                "AND step >= ? AND step <= ? AND value IS NOT NULL",
+                (run_id, *names, read_lo, read_hi),
+            )
+        )
+    results = fetch_many(connection, queries)  # one round trip on PostgreSQL
+    old_buckets = _parse(results[0], names) if reads else {}
+    if read_lo <= read_hi:
+        rows = results[-1]
+        index = {name: i for i, name in enumerate(names)}
+        outside = (steps < read_lo) | (steps > read_hi)
+        series = np.r_[series[outside], np.fromiter((index[r[0]] for r in rows), np.int64)]
+        steps = np.r_[steps[outside], np.fromiter((r[1] for r in rows), np.int64)]
+        values = np.r_[values[outside], np.fromiter((r[2] for r in rows), np.float64)]
+    order = np.lexsort((steps, series))
+    series, steps, values = series[order], steps[order], values[order]
+    buckets = Buckets.from_points(steps, values, (series << _SHIFT) | (steps // _WIDTH))
+
     fresh, stale = [], []
     for level, b_lo, b_hi in levels:
         old = old_buckets.get(level, Buckets.empty())
@@ -233,33 +245,23 @@ def _upsert(
             exists=np.concatenate([stored for _, _, stored in levels]),
         )
     else:
-        lists = [
-            c.codes.tolist() if isinstance(c, pgcopy.Text) else c.tolist() for c in columns.values()
-        ]
-        lists[1] = [names[i] for i in lists[1]]
-        connection.exec_driver_sql(_SQLITE_UPSERT, list(zip(*lists, strict=True)))
+        connection.exec_driver_sql(_SQLITE_UPSERT, pgcopy.as_tuples(columns))
 
 
-def _read(
-    connection: Connection,
-    *,
-    run_id: int,
-    names: list[str],
-    ranges: list[tuple[int, int, int]],
-) -> dict[int, Buckets]:
-    """Stored buckets of several series at several ``(level, first, last bucket)`` ranges, per
-    level, keyed ``series index << 40 | bucket`` (names sorted).  One statement: a UNION ALL of
-    one index range scan per level."""
-    if not ranges:
-        return {}
+def _read_query(run_id: int, names: list[str], ranges: list[tuple[int, int, int]]) -> tuple:
+    """The stored buckets of several series at several ``(level, first, last bucket)`` ranges:
+    one statement, a UNION ALL of one index range scan per level (rows for ``_parse``)."""
     select = (
         "SELECT level, name, bucket, n, min_step, min_value, max_step, max_value "
         f"FROM metric_buckets WHERE run_id = ? AND {_in(names)} AND level = ? "
         "AND bucket >= ? AND bucket <= ?"
     )
     sql = " UNION ALL ".join([select] * len(ranges)) + " ORDER BY 1, 2, 3"
-    params = [p for level, lo, hi in ranges for p in (run_id, *names, level, lo, hi)]
-    rows = fetch_all(connection, sql, tuple(params))
+    return sql, tuple(p for level, lo, hi in ranges for p in (run_id, *names, level, lo, hi))
+
+
+def _parse(rows: list[tuple], names: list[str]) -> dict[int, Buckets]:
+    """Rows of ``_read_query`` per level, keyed ``series index << 40 | bucket`` (names sorted)."""
     index = {name: i for i, name in enumerate(names)}
     result = {}
     for level, group in itertools.groupby(rows, key=lambda r: r[0]):
@@ -281,6 +283,18 @@ def _read(
 def read_level(
     connection: Connection, *, run_id: int, name: str, level: int, lo: int, hi: int
 ) -> Buckets:
-    """One series' buckets at ``level`` with bucket numbers in ``[lo, hi]`` (key = bucket)."""
-    stored = _read(connection, run_id=run_id, names=[name], ranges=[(level, lo, hi)])
-    return stored.get(level, Buckets.empty())
+    """One series' buckets at ``level`` with bucket numbers in ``[lo, hi]`` (key = bucket);
+    below ``LOWEST``, computed from the raw points."""
+    if level >= LOWEST:
+        rows = fetch_all(connection, *_read_query(run_id, [name], [(level, lo, hi)]))
+        return _parse(rows, [name]).get(level, Buckets.empty())
+    width = BASE**level
+    rows = fetch_all(
+        connection,
+        "SELECT step, value FROM metrics WHERE run_id = ? AND name = ? AND step >= ? "
+        "AND step <= ? AND value IS NOT NULL ORDER BY step",
+        (run_id, name, lo * width, min((hi + 1) * width - 1, 2**63 - 1)),
+    )
+    steps = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+    values = np.fromiter((r[1] for r in rows), np.float64, len(rows))
+    return Buckets.from_points(steps, values, steps // width)

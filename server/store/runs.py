@@ -28,8 +28,9 @@ from server.models import (
 from server.schemas import RunConfig
 
 
-def create_run(session: Session, *, config: RunConfig) -> Run:
+def create_run(session: Session, *, config: RunConfig, sweep_id: int | None = None) -> Run:
     run = Run(
+        sweep_id=sweep_id,
         name=config.name or f"{config.task.kind}-{config.optimizer.name}",
         status=RunStatus.queued,
         config=config.model_dump(mode="json"),
@@ -189,9 +190,14 @@ def request_cancel(session: Session, *, run: Run) -> Run:
 
 
 def delete_run(session: Session, *, run_id: int) -> None:
+    delete_runs(session, run_ids=[run_id])
+
+
+def delete_runs(session: Session, *, run_ids: list[int]) -> None:
+    """Deletes the runs and every row they recorded (the point tables have no foreign key)."""
     for model in (Metric, MetricBucket, Series, ArrayResult, Event):
-        session.execute(delete(model).where(model.run_id == run_id))
-    session.execute(delete(Run).where(Run.id == run_id))
+        session.execute(delete(model).where(model.run_id.in_(run_ids)))
+    session.execute(delete(Run).where(Run.id.in_(run_ids)))
 
 
 def _lease_cutoff(lease_seconds: float) -> datetime:

@@ -53,7 +53,7 @@ BAD_BODIES = [  # (raw JSON text, loc)
     ('{"name": "\\ud800"}', ["body", "name"]),
     ('{"device": "\\ud800"}', ["body", "device"]),
     ('{"\\ud800": 1}', ["body"]),
-    ('{"task": {"kind": "\\udfff"}}', ["body", "task"]),
+    ('{"task": {"kind": "\\udfff"}}', ["body", "task", "kind"]),
     ('{"steps": 1e400}', ["body", "steps"]),
 ]
 

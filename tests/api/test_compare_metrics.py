@@ -107,3 +107,14 @@ def test_a_token_is_needed(client: TestClient, mint: Mint) -> None:  # noqa: F81
     assert client.get("/api/metrics", params={"runs": run_id}).status_code == 401
     read = client.get("/api/metrics", params={"runs": run_id}, headers=bearer(mint(Scope.read)))
     assert read.status_code == 200 and read.json()["runs"][0]["run_id"] == run_id
+
+
+def test_finest_levels_are_made_from_the_points(db_client: TestClient, db_url: str) -> None:
+    """3,000 steps at 400 points read level 1, which is not stored: still downsampled."""
+    run_id = seed(
+        db_client, db_url, {"loss": [(s, 9.0 if s == 1234 else 1.0) for s in range(3000)]}
+    )
+    answer = db_client.get("/api/metrics", params={"runs": run_id, "max_points": 400}).json()
+    (loss,) = answer["runs"][0]["series"]
+    assert loss["downsampled"] and len(loss["steps"]) <= 400 and loss["total_points"] == 3000
+    assert 9.0 in loss["values"] and loss["steps"][-1] == 2999

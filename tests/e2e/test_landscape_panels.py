@@ -5,7 +5,7 @@ newest surface; once the test has cancelled it (the run is far longer than the p
 see tests/e2e/test_dashboard.py) the contour and the surface hold the stored grid of the newest
 step (log10 loss, transposed to plotly's z[y][x]) with the trajectory on top, and moving the
 slider to its left end draws the first stored step. A 1-D run (interpolation) then draws loss and
-accuracy curves.
+accuracy curves, and a refined 2-D run its interpolated grid with the evaluated points dotted.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ TITLE = "() => document.getElementById('landscape-contour')?.layout?.title?.text
 CURVE_TITLE = "() => document.getElementById('landscape-curve')?.layout?.title?.text ?? ''"
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(240)
 def test_landscape_panel_draws_contour_surface_and_slider(service, browser: Browser) -> None:  # noqa: ANN001, F811
     url, _ = browser.watch_live(service, CONFIG, LIVE)  # drawn while still running
     page, api = browser.page, service.url
@@ -106,4 +106,21 @@ def test_landscape_panel_draws_contour_surface_and_slider(service, browser: Brow
     assert loss["x"] == pytest.approx(last["coords"]) and loss["y"] == pytest.approx(last["loss"])
     assert accuracy["y"] == pytest.approx(last["accuracy"])
     assert page.locator("#landscape-contour").is_hidden()
+
+    # A refined surface: the interpolated grid as contour, the evaluated points dotted on it.
+    refined = CONFIG | {"name": "landscape-refined", "steps": 20}
+    refined["probes"] = {
+        "landscape": {"every": 20, "resolution": 21, "refine": {"coarse": 7, "budget": 0.3}}
+    }
+    run = httpx.post(f"{api}/api/runs", json=refined).json()
+    url = f"{api}/api/runs/{run['id']}"
+    wait_for(lambda: httpx.get(url).json()["status"] == "completed", 60, "the refined run")
+    page.goto(f"{api}/run.html?id={run['id']}")
+    page.wait_for_function(f"() => ({TITLE})().includes('refined')", timeout=20_000)
+    last = httpx.get(f"{url}/landscapes/20").json()["arrays"]
+    contour, dots = page.evaluate(READ, "landscape-contour")
+    assert contour["type"] == "contour" and len(contour["z"]) == 21
+    assert dots["x"] == pytest.approx([p[0] for p in last["evaluated"]])
+    assert dots["y"] == pytest.approx([p[1] for p in last["evaluated"]])
+    assert len(dots["x"]) <= 0.3 * 21**2 + 4
     assert browser.errors == []

@@ -18,6 +18,8 @@ TABLES = {
     "arrays",
     "events",
     "api_tokens",
+    "datasets",
+    "sweeps",
 }
 
 

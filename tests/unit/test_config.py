@@ -25,7 +25,7 @@ def test_defaults_are_valid_and_queue_follows_device() -> None:
 
 
 def test_unknown_task_names_the_field() -> None:
-    assert error_locs({"task": {"kind": "imagenet"}}) == [("task",)]
+    assert error_locs({"task": {"kind": "imagenet"}}) == [("task", "kind")]
 
 
 @pytest.mark.parametrize("lr", [0, -1e-3])
@@ -95,6 +95,22 @@ TRANSFORMER = {"kind": "modular", "model": "transformer"}
         (
             {"probes": {"landscape": {"resolution": 51, "eval_size": 8192}}},
             ("probes", "landscape", "eval_size"),
+        ),
+        (
+            {"probes": {"landscape": {"dims": 1, "refine": {}}}},
+            ("probes", "landscape", "refine"),
+        ),
+        (
+            {"probes": {"landscape": {"resolution": 11, "refine": {"coarse": 11}}}},
+            ("probes", "landscape", "refine", "coarse"),
+        ),
+        (
+            {"probes": {"landscape": {"resolution": 21, "refine": {"coarse": 15}}}},
+            ("probes", "landscape", "refine", "budget"),
+        ),
+        (
+            {"probes": {"landscape": {"resolution": 51, "refine": {"coarse": 12}}}},
+            ("probes", "landscape", "refine", "coarse"),
         ),
         (
             {

@@ -19,7 +19,7 @@ from worker.probe_hooks.service import ServiceHook
 from worker.probes.directions import trajectory_pca
 from worker.probes.hessian import top_eigenvalues
 from worker.probes.landscape import surface
-from worker.training.checkpoint import CheckpointStore
+from worker.training.checkpoint import ReportedCheckpoints
 from worker.training.loop import StepContext, train
 from worker.training.tasks import Task, build_task
 
@@ -193,13 +193,27 @@ def test_resume_reproduces_the_same_surfaces(tmp_path: Path, kind: str) -> None:
     cfg = config(probe, steps=30, checkpoint_every=10)
     straight = Recorder()
     train(cfg, straight, hooks=build_hooks(cfg))
-    store = CheckpointStore(tmp_path, run_id=1)
-    assert train(cfg, Interrupt(15), checkpoints=store, hooks=build_hooks(cfg)).status == (
-        "interrupted"
-    )
-    assert store.load()["hooks"][PROBE]  # the trajectory / θ₀ went into the checkpoint
-    resumed = Recorder()
+    first, resumed = Interrupt(15), Recorder()
+    store = ReportedCheckpoints(tmp_path, 1, first)
+    assert train(cfg, first, checkpoints=store, hooks=build_hooks(cfg)).status == "interrupted"
+    assert torch.load(store.path, weights_only=True)["hooks"][PROBE]  # the trajectory / θ₀
+    store.reporter = resumed
     train(cfg, resumed, checkpoints=store, hooks=build_hooks(cfg))
+    # the timeline's events: checkpoints (periodic and at the interruption), the resume, and
+    # one snapshot per stored surface (pca stores none before it has three snapshots)
+    surfaces = [s for p, s in sorted(straight.results) if p == PROBE]
+    assert surfaces == ([10, 20, 30] if kind == "pca" else [0, 10, 20, 30])
+    assert sorted(first.events) == [("checkpoint.saved", 10), ("checkpoint.saved", 15)] + [
+        ("landscape.snapshot", s) for s in surfaces if s <= 10
+    ]
+    assert sorted(resumed.events) == [("checkpoint.saved", 20), ("checkpoint.saved", 30)] + [
+        ("landscape.snapshot", 20),
+        ("landscape.snapshot", 30),
+        ("run.resumed", 15),
+    ]
+    assert resumed.events["run.resumed", 15] == {"from_step": 15}
+    snapshot = resumed.events["landscape.snapshot", 20]
+    assert snapshot["center_loss"] == resumed.points[20]["landscape.center_loss"]
     for step in (20, 30):
         got, want = resumed.results[PROBE, step][0], straight.results[PROBE, step][0]
         assert sorted(got) == sorted(want)
@@ -327,3 +341,25 @@ def test_largest_allowed_grid_is_accepted() -> None:
         {"probes": {"landscape": {"resolution": 51, "eval_size": 768}}}
     ).probes.landscape
     assert probe.example_forwards == (51 * 51 + 1) * 768
+
+
+def test_refined_surface_is_the_librarys_with_its_evaluated_points() -> None:
+    cfg = config({"every": 20, "kind": "random", "resolution": 21, "refine": {"coarse": 7}})
+    after, reporter = Snapshot(), Recorder()
+    train(cfg, reporter, hooks=[*build_hooks(cfg), after])
+    model, _, _, ctx = after.taken[20]
+    coords = np.linspace(-1, 1, 21)
+    data = eval_data(ctx)
+    want = surface(
+        model, ctx.task.loss_fn, data, ("random", "random"), coords, seed=2, refine=(7, 0.4)
+    )
+    arrays, meta = reporter.results[PROBE, 20]
+    np.testing.assert_allclose(arrays["loss"], want.loss, rtol=1e-6)
+    np.testing.assert_allclose(arrays["evaluated"], want.evaluated, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(arrays["evaluated_loss"], want.evaluated_loss, rtol=1e-6)
+    assert meta["refine"]["coarse"] == 7 and meta["refine"]["fraction"] <= 0.4 + 4 / 21**2
+    assert meta["cost"]["n_points"] == len(arrays["evaluated"]) < 0.41 * 21**2
+    model.eval()
+    with torch.no_grad():
+        current = float(ctx.task.loss_fn(model(data[0][0]), data[0][1]))
+    assert reporter.points[20]["landscape.center_loss"] == pytest.approx(current, rel=1e-6)

@@ -7,7 +7,7 @@ from typing import Literal, get_args, get_origin
 import pytest
 
 from server.limits import PROBE_COSTS, count_parameters, dataset_size
-from server.schemas import ProbesConfig, RunConfig, TaskConfig
+from server.schemas import DatasetTask, ProbesConfig, RunConfig, TaskConfig
 from worker.training.tasks import build_task
 
 TASKS = [
@@ -24,12 +24,17 @@ TASKS = [
      "n_train": 40, "n_test": 20},
     {"kind": "opposing_signals", "n_train": 64, "n_test": 32, "dim": 8, "n_classes": 3,
      "hidden": 6, "depth": 2},
+    # the example plugin (examples/observatory-plugin-example, installed by scripts/setup.sh)
+    {"kind": "sparse_parity", "n_bits": 10, "k": 3, "n_train": 20, "n_test": 12, "hidden": 7,
+     "depth": 2},
 ]  # fmt: skip
 
 
 def test_the_table_covers_every_task_and_model_kind() -> None:
     covered = {(t["kind"], t.get("model")) for t in TASKS}
     for cls in get_args(get_args(TaskConfig)[0]):
+        if cls is DatasetTask:  # data from disk: tests/unit/test_dataset_task.py, per data kind
+            continue
         model = cls.model_fields.get("model")
         models = get_args(model.annotation) if model else (None,)
         assert model is None or get_origin(model.annotation) is Literal

@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from server.db import get_engine, get_sessionmaker
 from server.schemas import RunConfig
+from server.store import rollup
 from server.store.metrics import Point, write_points
 from server.store.runs import create_run
 from tests.conftest import wait_for
@@ -86,6 +87,40 @@ def test_appends_across_bucket_edges_equal_one_clean_write(db_url: str) -> None:
     for lo in range(0, len(steps), 37 * 3):  # the series left out catch up, out of order
         write(db_url, appended, [p for s in steps[lo : lo + 37] for p in points(s, s + 1)])
     assert state(db_url, appended) == state(db_url, clean)
+
+
+def test_a_replay_after_a_crash_mid_batch_equals_one_clean_write(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flush dies after its points were stored (COPY'd straight into the table on
+    PostgreSQL) but before the pyramid and summaries: the transaction rolls back whole, and the
+    batch replayed on the same pooled connection — then the run going on — leaves what one
+    clean write leaves."""
+    clean, crashed = new_run(db_url), new_run(db_url)
+    write(db_url, clean, points(0, 900))
+    write(db_url, crashed, points(0, 300))
+    refresh = rollup.refresh
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("worker killed mid-flush")
+
+    monkeypatch.setattr(rollup, "refresh", crash)
+    with pytest.raises(ConnectionError):
+        write(db_url, crashed, points(300, 600))
+    assert len(state(db_url, crashed)["metrics"]) == 300 * len(NAMES)
+    monkeypatch.setattr(rollup, "refresh", refresh)
+    write(db_url, crashed, points(300, 600))
+    write(db_url, crashed, points(600, 900))
+    assert state(db_url, crashed) == state(db_url, clean)
+
+
+def test_a_key_repeated_within_one_batch_keeps_its_last_point(db_url: str) -> None:
+    clean, repeated = new_run(db_url), new_run(db_url)
+    write(db_url, clean, points(0, 200))
+    stale = [Point(p.name, p.step, -1.0, 9.0) for p in points(50, 150)]
+    # Stale copies before and among the real points, out of step order.
+    write(db_url, repeated, stale[::-1] + points(100, 200) + stale[:30] + points(0, 100))
+    assert state(db_url, repeated) == state(db_url, clean)
 
 
 def test_nan_is_stored_as_null_and_infinity_survives(db_url: str) -> None:

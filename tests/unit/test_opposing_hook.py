@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from server.schemas import ProbesConfig, RunConfig
 from tests.recording import Recorder
 from worker.probe_hooks import build_hooks
+from worker.probe_hooks.explain import EXPLAIN
 from worker.probe_hooks.opposing import MONITOR, PROBE
 from worker.probe_hooks.service import ServiceHook
 from worker.training.loop import StepContext, train
@@ -148,6 +149,15 @@ def test_spikes_name_the_groups_before_them_and_survive_a_checkpoint() -> None:
     for step in range(46, 61):
         resumed(fake_context(config, task, step, None if step == 46 else losses[step - 1], replay))
     assert sorted(replay.events) == [("loss.spike", 52), ("opposing.groups", 52)]
+    # each spike's card, at the probe step after it: the one read before the checkpoint too
+    cards = {s: meta for (p, s), (_, meta) in replay.results.items() if p == EXPLAIN}
+    assert sorted(cards) == [40, 52]
+    assert [(cards[s]["probe_step"], cards[s]["prev_step"]) for s in (40, 52)] == [
+        (50, 40),
+        (60, 50),
+    ]
+    assert cards[40]["sharpness"]["before"] is None  # θ_40 is not checkpointed
+    assert cards[52]["sharpness"]["before"]["step"] == 50
     assert replay.events["opposing.groups", 52]["probe_steps"] == [40, 50]
     assert replay.results[PROBE, 50][1]["prev_step"] == 40  # the loss history came back too
 
@@ -198,3 +208,19 @@ def test_invalid_opposing_configs_name_the_field() -> None:
     assert locs({"task": {"kind": "opposing_signals", "planted_fraction": 0.9}}) == [
         ("task", "opposing_signals", "planted_fraction")
     ]
+
+
+def test_no_card_and_no_failure_when_the_weights_diverged_after_a_spike() -> None:
+    config = planted_config(every=10, monitor_size=64)
+    task = build_task(config.task, config.seed)
+    losses = np.full(30, 1.0) + 0.01 * np.sin(np.arange(30))
+    losses[14] = 5.0
+    reporter, hook = Recorder(), ServiceHook("opposing")
+    for step in range(21):
+        if step == 20:  # diverged between the spike and the next probe step
+            with torch.no_grad():
+                next(task.model.parameters()).fill_(float("nan"))
+        hook(fake_context(config, task, step, None if step == 0 else losses[step - 1], reporter))
+    assert ("loss.spike", 14) in reporter.events
+    assert not [key for key in reporter.results if key[0] == EXPLAIN]
+    assert hook.state_dict()["unexplained"] == []  # dropped, not retried forever

@@ -8,6 +8,7 @@ the service's ``Task``) and in a user's own script (``observatory``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -52,6 +53,17 @@ class ProbeStep:
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+
+def json_safe(value: Any) -> Any:
+    """Non-finite floats become ``None`` (JSON has neither NaN nor infinity), recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def fixed_subset(

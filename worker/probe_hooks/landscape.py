@@ -10,13 +10,17 @@ Stored at every probe step s (docs/probes/landscape.md, "In the service"):
 - arrays ``landscape`` at s: ``coords`` (the offsets on each axis; α for ``interpolation``),
   ``loss`` and ``accuracy`` (``(n,)`` or ``(n, n)``, ``[i, j]`` at ``coords[i]`` along the first
   direction and ``coords[j]`` along the second), for ``pca`` ``trajectory`` (``(T, dims)``, the
-  snapshots' coordinates), ``trajectory_steps`` and ``explained_variance``; meta with
+  snapshots' coordinates), ``trajectory_steps`` and ``explained_variance``, with ``refine``
+  ``evaluated`` (``(P, 2)``, the offsets of the points evaluated; ``loss`` and ``accuracy``
+  elsewhere are interpolated) and ``evaluated_loss``; meta with
   ``Surface.metadata`` (kinds, rules, BatchNorm mode, seed, cost in seconds and forward passes),
   the config's kind, dims, range, the evaluation subset's size and seed, and the scalars;
 - arrays ``landscape.directions`` at s, when the model has at most ``STORE_MAX_PARAMETERS``
   parameters: ``center`` (θ_s) and ``direction_0`` [, ``direction_1``], flattened in
   ``named_parameters()`` order (meta: names and shapes), from which the surface is recomputed
-  exactly with ``surface(model, loss_fn, data, [direction dicts], coords)``.
+  exactly with ``surface(model, loss_fn, data, [direction dicts], coords)``;
+- event ``landscape.snapshot`` at s (kind, dims, centre loss), so the run's timeline shows where
+  a surface is stored.
 
 ``pca`` needs the trajectory: the hook keeps flattened float32 snapshots of the weights every
 ``snapshot_every`` steps from ``since`` on, in its checkpointed state (so a resumed run draws the
@@ -155,6 +159,7 @@ class LandscapeHook(ScheduledHook):
             normalization=cfg.normalization,
             bias_bn=cfg.bias_bn,
             bn_stats=cfg.bn,
+            refine=None if cfg.refine is None else (cfg.refine.coarse, cfg.refine.budget),
             **options,
         )
 
@@ -182,6 +187,9 @@ class LandscapeHook(ScheduledHook):
         }
         if result.accuracy is not None:
             arrays["accuracy"] = result.accuracy.astype(np.float32)
+        if result.evaluated is not None:
+            arrays["evaluated"] = result.evaluated.astype(np.float32)
+            arrays["evaluated_loss"] = result.evaluated_loss.astype(np.float32)
         if result.explained_variance is not None:
             scalars["landscape.pca_explained"] = float(result.explained_variance.sum())
             arrays["trajectory"] = result.trajectory.astype(np.float32)
@@ -199,6 +207,15 @@ class LandscapeHook(ScheduledHook):
         meta["directions_stored"] = n_params <= STORE_MAX_PARAMETERS
         ctx.reporter.metrics(ctx.step, scalars)
         ctx.reporter.arrays(PROBE, ctx.step, arrays, meta)
+        ctx.reporter.event(
+            ctx.step,
+            "landscape.snapshot",
+            {
+                "kind": cfg.kind,
+                "dims": cfg.dims,
+                "center_loss": meta["scalars"]["landscape.center_loss"],
+            },
+        )
         if meta["directions_stored"]:
             stored = {"center": flat_parameters(ctx.model).numpy()}
             for i, direction in enumerate(result.directions):

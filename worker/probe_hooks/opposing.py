@@ -14,7 +14,9 @@ Stored (docs/probes/opposing.md, "In the service"):
   NaN without a pair), ``opposing.alignment`` (largest |cosine|, when computed);
 - events ``loss.spike`` (``SpikeDetector`` on every step's train loss) and, at the same step,
   ``opposing.groups`` naming the groups of the last ``SPIKE_CONTEXT`` probe steps before it
-  (by probe step and group id, with label, size and share; the members are in the arrays).
+  (by probe step and group id, with label, size and share; the members are in the arrays);
+- arrays ``opposing.explain`` at each spike's step: the "explain this step" card, computed at the
+  probe step after the spike (``worker.probe_hooks.explain``).
 
 The train losses are collected on the device and read once per probe step (no host sync per
 step); spikes are therefore reported at the next probe step, at their own step.
@@ -22,6 +24,7 @@ step); spikes are therefore reported at the next probe step, at their own step.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -32,7 +35,8 @@ import torch
 
 from server.schemas import HessianProbe, OpposingProbe
 from server.store.outliers import MONITOR, PROBE
-from worker.probe_hooks.common import LossFn, ProbeStep, Reporter, ScheduledHook
+from worker.probe_hooks.common import LossFn, ProbeStep, Reporter, ScheduledHook, json_safe
+from worker.probe_hooks.explain import explain_spikes
 from worker.probes.hessian import top_eigenvalues
 from worker.probes.opposing import (
     OpposingGroups,
@@ -43,20 +47,10 @@ from worker.probes.opposing import (
     per_example_losses,
 )
 
+log = logging.getLogger(__name__)
 SPIKE_CONTEXT = 2  # probe steps whose groups an opposing.groups event names
 BATCH = 1024  # examples per forward pass of the monitor pass
 MAX_PENDING = 4096  # train losses kept on the device before they are read anyway
-
-
-def json_safe(value: Any) -> Any:
-    """Non-finite floats become ``None`` (JSON has neither NaN nor infinity), recursively."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    return value
 
 
 def thumbnails(images: torch.Tensor, shape: tuple[int, int]) -> np.ndarray:
@@ -160,8 +154,17 @@ class OpposingHook(ScheduledHook):
         self._reporter: Reporter | None = None
         # history: losses at the last window + 1 probe steps (oscillation and the next deltas);
         # recent: the groups of the last SPIKE_CONTEXT probe steps; train_losses: the detector's
-        # window, fed again on resume.
-        self.state = {"steps": [], "history": [], "recent": [], "train_losses": []}
+        # window, fed again on resume; unexplained: spikes waiting for the next probe step's card.
+        self.state = {
+            "steps": [],
+            "history": [],
+            "recent": [],
+            "train_losses": [],
+            "unexplained": [],
+        }
+        # θ at the last probe step, for the card's sharpness "before" (not checkpointed: after a
+        # resume the first card has none)
+        self._previous: list[torch.Tensor] | None = None
 
     def __call__(self, ctx: ProbeStep) -> None:
         self._reporter = ctx.reporter
@@ -196,18 +199,14 @@ class OpposingHook(ScheduledHook):
             if math.isfinite(value):
                 kept.append(value)
             if spike is not None and self._reporter is not None:
-                self._reporter.event(
-                    step,
-                    "loss.spike",
-                    json_safe(
-                        {
-                            "loss": spike.loss,
-                            "median": spike.median,
-                            "mad": spike.mad,
-                            "threshold": spike.threshold,
-                        }
-                    ),
-                )
+                found = {
+                    "loss": spike.loss,
+                    "median": spike.median,
+                    "mad": spike.mad,
+                    "threshold": spike.threshold,
+                }
+                self._reporter.event(step, "loss.spike", json_safe(found))
+                self.state["unexplained"].append({"step": step, **found})
                 recent = list(self.state["recent"])  # the reporter keeps the payload a while
                 self._reporter.event(
                     step,
@@ -249,7 +248,7 @@ class OpposingHook(ScheduledHook):
                 history[-1].numpy(),
                 losses,
                 features,
-                mon.labels,
+                mon.labels if mon.labels.ndim == 1 else None,  # sequences have no one label
                 k=cfg.k,
                 min_cosine=cfg.min_cosine,
                 min_size=cfg.min_size,
@@ -273,6 +272,8 @@ class OpposingHook(ScheduledHook):
             if alignment is not None:
                 scalars["opposing.alignment"] = alignment.pop("largest")
                 cost = {k: cost.get(k, 0) + v for k, v in alignment.items()}
+            if self.state["unexplained"]:
+                self._explain(ctx, mon, found, prev_step=steps[-1])
             best = max((p.score for p in found.pairs), default=math.nan)
             meta.update(summary, n_pairs=len(found.pairs), best_score=best)
             scalars.update({"opposing.pairs": float(len(found.pairs)), "opposing.score": best})
@@ -280,11 +281,24 @@ class OpposingHook(ScheduledHook):
             recent.append(json_safe(named_groups(ctx.step, steps[-1], summary)))
             del recent[:-SPIKE_CONTEXT]
         steps.append(ctx.step)
+        self._previous = [p.detach().clone() for p in ctx.model.parameters()]
         history.append(torch.from_numpy(losses.copy()))
         del steps[: -(cfg.window + 1)], history[: -(cfg.window + 1)]
         meta["cost"] = {**cost, "seconds": time.perf_counter() - started}
         ctx.reporter.metrics(ctx.step, scalars)
         ctx.reporter.arrays(PROBE, ctx.step, {"losses": losses}, json_safe(meta))
+
+    def _explain(self, ctx: ProbeStep, mon: Monitor, found: OpposingGroups, prev_step: int) -> None:
+        """The cards of the spikes read since the last probe step; none on diverged weights (a
+        spike often comes first), where Lanczos has nothing to say."""
+        spikes, self.state["unexplained"] = self.state["unexplained"], []
+        if not all(bool(torch.isfinite(p).all()) for p in ctx.model.parameters()):
+            log.warning("step %d: non-finite weights, no card for the spikes before", ctx.step)
+            return
+        try:
+            explain_spikes(ctx, mon, found, spikes, prev_step=prev_step, previous=self._previous)
+        except torch.linalg.LinAlgError:
+            log.warning("step %d: Lanczos failed, no card for the spikes before", ctx.step)
 
     def _alignment(
         self, ctx: ProbeStep, mon: Monitor, found: OpposingGroups, summary: dict

@@ -59,7 +59,7 @@ def _grokking(entry: Any, config: RunConfig, task: Task, device: torch.device) -
     def initial() -> dict[str, torch.Tensor]:
         """θ₀ from the seeded builder, outside the run's RNG stream."""
         with torch.random.fork_rng(devices=[]):
-            return snapshot(build_task(config.task, config.seed).model)
+            return snapshot(build_task(config.task, config.seed, config.model).model)
 
     return grokking.GrokkingHook(
         entry,

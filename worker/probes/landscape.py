@@ -53,7 +53,14 @@ from worker.probes.directions import (
     random_direction,
     trajectory_pca,
 )
-from worker.probes.stacked import BNStats, PointEvaluator, evaluate_grid, load_batches
+from worker.probes.refine import evaluate_refined
+from worker.probes.stacked import (
+    BNStats,
+    PointEvaluator,
+    evaluate_grid,
+    load_batches,
+    points_per_pass_for,
+)
 
 __all__ = ["Surface", "interpolate", "surface"]
 
@@ -93,6 +100,11 @@ class Surface:
         points_per_pass: grid points stacked in one pass.
         n_hvp: Hessian-vector products spent finding Hessian directions.
         seconds: wall-clock time of the whole call.
+        evaluated: with adaptive refinement, ``(P, 2)`` offsets of the points evaluated (the
+            rest of ``loss`` and ``accuracy`` is interpolated); ``None`` for a full grid.
+        evaluated_loss: ``(P,)`` the loss at ``evaluated``.
+        refine: with adaptive refinement, ``coarse``, ``budget``, ``fraction`` (of the grid
+            evaluated), ``log_scale`` and ``rounds``; ``None`` for a full grid.
     """
 
     coords: np.ndarray
@@ -114,6 +126,9 @@ class Surface:
     points_per_pass: int = 0
     n_hvp: int = 0
     seconds: float = 0.0
+    evaluated: np.ndarray | None = None
+    evaluated_loss: np.ndarray | None = None
+    refine: dict[str, Any] | None = None
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -139,6 +154,7 @@ class Surface:
                 "n_hvp": self.n_hvp,
                 "seconds": self.seconds,
             },
+            "refine": self.refine,
         }
 
 
@@ -170,6 +186,7 @@ def surface(
     hessian_options: Mapping[str, Any] | None = None,
     memory_budget: int | None = None,
     points_per_pass: int | None = None,
+    refine: tuple[int, float] | None = None,
 ) -> Surface:
     r"""Loss (and accuracy) on a 1-D or 2-D grid through the model's current weights.
 
@@ -212,6 +229,9 @@ def surface(
             a CPU one point per pass (a plain ``functional_call``), because there ``vmap``'s
             batched convolution and pooling cost more per point than the plain kernels.
         points_per_pass: grid points stacked in one pass.
+        refine: ``(coarse, budget)``, 2-D only: adaptive refinement
+            (:mod:`worker.probes.refine`) from a ``coarse x coarse`` lattice, evaluating at most
+            ``budget`` of the grid's points and interpolating the rest.
 
     Returns:
         A :class:`Surface`.
@@ -219,6 +239,8 @@ def surface(
     started = time.perf_counter()
     if not 1 <= len(directions) <= 2:
         raise ValueError("directions must hold one or two entries")
+    if refine is not None and len(directions) != 2:
+        raise ValueError("refine needs two directions (a 2-D surface)")
     if bn_stats not in ("running", "recompute"):
         raise ValueError(f"unknown bn_stats {bn_stats!r}")
     grid = _offsets(coords)
@@ -264,9 +286,26 @@ def surface(
 
     bn_batches = batches if bn_data is None else load_batches(bn_data, device, dtype)
     evaluator = PointEvaluator(model, loss_fn, batches, base, used, bn_stats, bn_batches)
-    loss, accuracy, per_pass = evaluate_grid(
-        evaluator, grid, len(used), memory_budget, points_per_pass, device
-    )
+    evaluated = evaluated_loss = refined = None
+    if refine is None:
+        loss, accuracy, per_pass = evaluate_grid(
+            evaluator, grid, len(used), memory_budget, points_per_pass, device
+        )
+        n_points = grid.size ** len(used)
+    else:
+        per_pass = points_per_pass_for(
+            evaluator, grid.size**2, memory_budget, points_per_pass, device
+        )
+        loss, accuracy, result = evaluate_refined(evaluator, grid, *refine, per_pass, device)
+        evaluated, evaluated_loss = grid[result.indices], result.values
+        n_points = len(result.values)
+        refined = {
+            "coarse": refine[0],
+            "budget": refine[1],
+            "fraction": n_points / grid.size**2,
+            "log_scale": result.log_scale,
+            "rounds": result.rounds,
+        }
     traj = None
     if pca is not None:
         traj = np.full((pca.coordinates.shape[0], len(used)), math.nan)
@@ -287,12 +326,15 @@ def surface(
         explained_variance=None if pca is None else pca.explained_variance[: taken["pca"]],
         trajectory=traj,
         trajectory_steps=None if pca is None else pca.steps,
-        n_points=grid.size ** len(used),
+        n_points=n_points,
         n_forward=evaluator.n_forward,
         n_point_forwards=evaluator.n_point_forwards,
         points_per_pass=per_pass,
         n_hvp=0 if hess is None else hess.n_hvp,
         seconds=time.perf_counter() - started,
+        evaluated=evaluated,
+        evaluated_loss=evaluated_loss,
+        refine=refined,
     )
 
 

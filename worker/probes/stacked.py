@@ -30,7 +30,15 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from worker.probes.linalg import batch_size_of, evaluation_mode, to_device
 
-__all__ = ["BNStats", "PointEvaluator", "channels_last_pooling", "evaluate_grid", "load_batches"]
+__all__ = [
+    "BNStats",
+    "PointEvaluator",
+    "channels_last_pooling",
+    "evaluate_grid",
+    "evaluate_points",
+    "load_batches",
+    "points_per_pass_for",
+]
 
 LossFn = Callable[[Tensor, Any], Tensor]
 BNStats = Literal["running", "recompute"]
@@ -266,6 +274,47 @@ def _grid(coords: np.ndarray, n_axes: int) -> np.ndarray:
     return np.stack([a.ravel(), b.ravel()], axis=1)
 
 
+def points_per_pass_for(
+    evaluator: PointEvaluator,
+    total: int,
+    memory_budget: int | None,
+    points_per_pass: int | None,
+    device: torch.device,
+) -> int:
+    """Points per pass: ``points_per_pass``, else ``memory_budget`` over the evaluator's bytes
+    per point, else one point on a CPU and 1 GiB's worth on an accelerator; at most ``total``."""
+    if points_per_pass is not None:
+        per_pass = points_per_pass
+    elif memory_budget is None and device.type == "cpu":
+        per_pass = 1
+    else:
+        budget = DEVICE_MEMORY_BUDGET if memory_budget is None else memory_budget
+        per_pass = budget // max(1, evaluator.bytes_per_point())
+    return max(1, min(int(per_pass), total))
+
+
+def evaluate_points(
+    evaluator: PointEvaluator, points: np.ndarray, per_pass: int, device: torch.device
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Loss and accuracy (``None`` unless classification) at ``(P, K)`` coefficient rows,
+    ``per_pass`` points per pass (channels-last pooling on a CPU at one point per pass)."""
+    rows = torch.as_tensor(points, dtype=torch.float64, device=device)
+    losses, accuracies = [], []
+    pooling = (
+        channels_last_pooling(evaluator.model)
+        if device.type == "cpu" and per_pass == 1
+        else nullcontext()
+    )
+    with torch.no_grad(), evaluation_mode(evaluator.model), pooling:
+        for start in range(0, rows.shape[0], per_pass):
+            loss, accuracy = evaluator(rows[start : start + per_pass])
+            losses.append(loss)
+            accuracies.append(accuracy)
+    loss_out = torch.cat(losses).cpu().numpy()
+    acc_out = torch.cat(accuracies).cpu().numpy() if evaluator.classification else None
+    return loss_out, acc_out
+
+
 def evaluate_grid(
     evaluator: PointEvaluator,
     coords: np.ndarray,
@@ -277,34 +326,13 @@ def evaluate_grid(
     """Loss and accuracy on the ``coords`` grid (1-D, or 2-D indexed ``[i, j]``), in chunks.
 
     Returns:
-        ``(loss, accuracy or None, points_per_pass)``. The chunk size is ``points_per_pass``,
-        else ``memory_budget`` over the evaluator's bytes per point, else one point on a CPU and
-        1 GiB's worth on an accelerator.
+        ``(loss, accuracy or None, points_per_pass)``, the chunk size from
+        :func:`points_per_pass_for`.
     """
-    points = torch.as_tensor(_grid(coords, n_axes), dtype=torch.float64, device=device)
-    total = points.shape[0]
-    if points_per_pass is not None:
-        per_pass = points_per_pass
-    elif memory_budget is None and device.type == "cpu":
-        per_pass = 1
-    else:
-        budget = DEVICE_MEMORY_BUDGET if memory_budget is None else memory_budget
-        per_pass = budget // max(1, evaluator.bytes_per_point())
-    per_pass = max(1, min(int(per_pass), total))
-    losses, accuracies = [], []
-    pooling = (
-        channels_last_pooling(evaluator.model)
-        if device.type == "cpu" and per_pass == 1
-        else nullcontext()
+    points = _grid(coords, n_axes)
+    per_pass = points_per_pass_for(
+        evaluator, points.shape[0], memory_budget, points_per_pass, device
     )
-    with torch.no_grad(), evaluation_mode(evaluator.model), pooling:
-        for start in range(0, total, per_pass):
-            loss, accuracy = evaluator(points[start : start + per_pass])
-            losses.append(loss)
-            accuracies.append(accuracy)
+    loss, accuracy = evaluate_points(evaluator, points, per_pass, device)
     shape = (len(coords),) * n_axes
-    loss_grid = torch.cat(losses).cpu().numpy().reshape(shape)
-    acc_grid = (
-        torch.cat(accuracies).cpu().numpy().reshape(shape) if evaluator.classification else None
-    )
-    return loss_grid, acc_grid, per_pass
+    return loss.reshape(shape), None if accuracy is None else accuracy.reshape(shape), per_pass

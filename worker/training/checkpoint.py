@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
 from server.config import checkpoint_file
+
+SAVED = "checkpoint.saved"
+RESUMED = "run.resumed"
 
 
 class CheckpointStore:
@@ -34,3 +37,30 @@ class CheckpointStore:
 
     def delete(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+class EventReporter(Protocol):
+    def event(self, step: int, kind: str, payload: dict[str, Any]) -> None: ...
+
+
+class ReportedCheckpoints(CheckpointStore):
+    """A ``CheckpointStore`` whose saves and resumes are run events, for the run's timeline:
+    ``checkpoint.saved`` at the step saved and ``run.resumed`` at the step a resume starts from.
+
+    Events are unique on (run, kind, step), so a step replayed after a crash does not repeat
+    them: a run resumed twice from the same checkpoint keeps the first ``run.resumed``.
+    """
+
+    def __init__(self, directory: Path, run_id: int, reporter: EventReporter) -> None:
+        super().__init__(directory, run_id)
+        self.reporter = reporter
+
+    def save(self, state: dict[str, Any]) -> None:
+        super().save(state)
+        self.reporter.event(state["step"], SAVED, {"step": state["step"]})
+
+    def load(self) -> dict[str, Any] | None:
+        state = super().load()
+        if state is not None:
+            self.reporter.event(state["step"], RESUMED, {"from_step": state["step"]})
+        return state

@@ -19,8 +19,10 @@ import torch
 from torch import nn
 
 from server.schemas import OptimizerConfig, RunConfig
+from worker.training import precision as mixed
 from worker.training.checkpoint import CheckpointStore
-from worker.training.tasks import Task, build_task
+from worker.training.task import Task, correct_count, cross_entropy_sum
+from worker.training.tasks import build_task
 
 log = logging.getLogger(__name__)
 
@@ -119,17 +121,25 @@ def count_parameters(model: nn.Module) -> int:
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 4096
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch: int = 4096,
+    task: Task | None = None,
 ) -> tuple[float, float]:
-    """Mean loss and accuracy in eval mode (mode restored)."""
+    """Mean loss and accuracy in eval mode (mode restored); per example, as ``task`` counts
+    them (default: classification)."""
     was_training = model.training
     model.eval()
-    loss_sum, correct = 0.0, 0
+    loss_sum, correct = 0.0, 0.0
+    loss_of, correct_of = (
+        (task.loss_sum, task.correct) if task else (cross_entropy_sum, correct_count)
+    )
     for start in range(0, len(y), batch):
         out = model(x[start : start + batch])
         target = y[start : start + batch]
-        loss_sum += float(nn.functional.cross_entropy(out, target, reduction="sum"))
-        correct += int((out.argmax(1) == target).sum())
+        loss_sum += float(loss_of(out, target))
+        correct += float(correct_of(out, target))
     model.train(was_training)
     return loss_sum / len(y), correct / len(y)
 
@@ -176,7 +186,7 @@ def train(
     ``log_metrics=False`` switches all metric logging off (the logging-overhead baseline).
     """
     device = resolve_device(config.device)
-    task = build_task(config.task, config.seed)
+    task = build_task(config.task, config.seed, config.model)
     model = task.model
     n_params = count_parameters(model)
     if max_parameters is not None and n_params > max_parameters:
@@ -190,6 +200,7 @@ def train(
     test_x, test_y = test_x.to(device), test_y.to(device)
     optimizer = make_optimizer(config.optimizer, model)
     schedule = make_schedule(config.optimizer, optimizer, config.steps)
+    precision = mixed.for_run(config, model, device)
     batches = Batches(len(train_y), config.batch_size, config.seed + 1, device)
     window = [0.0, 0.0, 0]  # loss sum, correct, examples since the last log
 
@@ -201,6 +212,7 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         batches.load_state_dict(state["batches"])
+        precision.load_state_dict(state.get("precision", {}))
         torch.set_rng_state(state["rng"])
         window = list(state["window"])
         for hook in hooks:
@@ -210,6 +222,8 @@ def train(
 
     model.train()
     start, last_loss = step, None
+    if step == 0 and (dropped := precision.event()):
+        reporter.event(0, "run.precision", dropped)
     while True:
         reason = reporter.stop_reason(step)
         periodic = step != start and step % config.checkpoint_every == 0
@@ -222,6 +236,7 @@ def train(
                     "optimizer": optimizer.state_dict(),
                     "schedule": schedule.state_dict(),
                     "batches": batches.state_dict(),
+                    "precision": precision.state_dict(),
                     "rng": torch.get_rng_state(),
                     "window": [float(window[0]), float(window[1]), window[2]],
                     "hooks": {hook.name: hook.state_dict() for hook in hooks},
@@ -237,16 +252,19 @@ def train(
 
         idx = batches.next()
         x, y = (train_x, train_y) if idx is None else (train_x[idx], train_y[idx])
+        if task.augment is not None:
+            x = task.augment(x, step)
         due = log_metrics and (step % config.log_every == 0 or step == config.steps)
-        out = model(x)
-        loss = task.loss_fn(out, y)
+        with precision.autocast():
+            out = precision.forward(x)
+            loss = task.loss_fn(out, y)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        precision.backward(loss, optimizer)
         last_loss = loss.detach()
         if log_metrics and (due or idx is not None):  # full batch: the metrics are exactly θ_s's
             # Summed on the device: no host sync per step (GPU), converted when logged.
             window[0] = window[0] + loss.detach() * len(y)
-            window[1] = window[1] + (out.detach().argmax(1) == y).sum()
+            window[1] = window[1] + task.correct(out.detach(), y)
             window[2] += len(y)
         if due:
             values = _log_values(config, task, model, window, train_x, train_y, test_x, test_y, lr)
@@ -259,7 +277,7 @@ def train(
                 return Outcome("failed", step, {"error": error})
         if step >= config.steps:
             break
-        optimizer.step()
+        precision.step(optimizer)
         schedule.step()
         step += 1
     reporter.flush()
@@ -279,10 +297,10 @@ def _log_values(
 ) -> dict[str, float]:
     if config.train_metrics == "full":
         n = config.eval_max_examples
-        train_loss, train_acc = evaluate(model, train_x[:n], train_y[:n])
+        train_loss, train_acc = evaluate(model, train_x[:n], train_y[:n], task=task)
     else:
         train_loss, train_acc = float(window[0]) / window[2], float(window[1]) / window[2]
-    test_loss, test_acc = evaluate(model, test_x, test_y)
+    test_loss, test_acc = evaluate(model, test_x, test_y, task=task)
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     with torch.no_grad():
         grad_norm = (

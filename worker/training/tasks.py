@@ -1,47 +1,36 @@
 """The task registry: each RunConfig task kind builds its data set and model.
 
 Data sets are made in code or shipped in a package (scikit-learn's digits); nothing is downloaded.
-A new task is a schema class in ``server.schemas`` plus one builder registered here.
+A new task is a schema class in ``server.schemas`` plus one builder registered here, or a plugin
+package's entry point (``server.plugins``, docs/plugins.md), whose builder is imported here.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from sklearn.datasets import load_digits
 from torch import nn
 
-from server.schemas import DigitsTask, GaussianMixtureTask, ModularTask, OpposingSignalsTask
+from server.config import get_settings
+from server.schemas import (
+    PLUGIN_TASKS,
+    DatasetTask,
+    DigitsTask,
+    GaussianMixtureTask,
+    ModularTask,
+    OpposingSignalsTask,
+)
+from server.task_specs import task_spec
+from worker.training.datasets import build_dataset_task
 from worker.training.models import DigitsCNN, EmbeddingMLP, ModularTransformer, mlp
 from worker.training.opposing_data import make_opposing_signals
+from worker.training.task import Task
+from worker.training.zoo import with_model
 
-
-@dataclass(frozen=True)
-class Task:
-    """Tensors of a classification task and a freshly initialised model for it.
-
-    ``planted`` is a synthetic task's ground truth, one flag per training example (which examples
-    carry a planted feature), so that a probe's detection can be scored; ``image_shape`` marks
-    inputs that are ``(height, width)`` images, shown as thumbnails.
-    """
-
-    train_x: torch.Tensor
-    train_y: torch.Tensor
-    test_x: torch.Tensor
-    test_y: torch.Tensor
-    model: nn.Module
-    n_classes: int
-    planted: torch.Tensor | None = None
-    image_shape: tuple[int, int] | None = None
-
-    def loss_fn(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return nn.functional.cross_entropy(outputs, targets)
-
-    def example_loss_fn(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """``loss_fn`` per example (no reduction): its mean is ``loss_fn``."""
-        return nn.functional.cross_entropy(outputs, targets, reduction="none")
+__all__ = ["REGISTRY", "Task", "build_task", "register"]
 
 
 Builder = Callable[..., Task]
@@ -56,12 +45,36 @@ def register(kind: str) -> Callable[[Builder], Builder]:
     return add
 
 
-def build_task(config: object, seed: int) -> Task:
-    """Build the data (seeded split) and the model (initialised from ``seed``)."""
-    kind = config.kind  # type: ignore[attr-defined]
-    if kind not in REGISTRY:
+def plugin_builder(kind: str) -> Builder:
+    """The builder of an installed plugin's task (``server.plugins``): its ``BUILDER`` string,
+    imported here, in the worker, never in the server."""
+    plugin = PLUGIN_TASKS.get(kind)
+    if plugin is None:
         raise ValueError(f"no builder registered for task kind {kind!r}")
-    return REGISTRY[kind](config, seed)
+    module, _, name = plugin.builder.partition(":")
+    builder = getattr(importlib.import_module(module), name, None)
+    if not callable(builder):
+        raise TypeError(f"task plugin {kind!r} ({plugin.source}): {plugin.builder} is not callable")
+    return builder
+
+
+def build_task(config: object, seed: int, model: object | None = None) -> Task:
+    """Build the data (seeded split) and the model (initialised from ``seed``): the task's own,
+    or with ``model`` (``RunConfig.model``) the zoo's; a ``dataset`` task reads this worker's
+    ``OBS_DATASETS_DIR`` and has no model of its own."""
+    kind = config.kind  # type: ignore[attr-defined]
+    if isinstance(config, DatasetTask):
+        return build_dataset_task(config, seed, model, get_settings())
+    builder = REGISTRY.get(kind) or plugin_builder(kind)
+    task = builder(config, seed)
+    if not isinstance(task, Task):
+        raise TypeError(f"the builder of task {kind!r} returned {type(task).__name__}, not a Task")
+    if model is None:
+        return task
+    spec = task_spec(config)
+    if spec is None:
+        raise ValueError(f"task kind {kind!r} keeps its own model")
+    return with_model(task, model, spec, seed)
 
 
 def _split(x: torch.Tensor, y: torch.Tensor, train_fraction: float, seed: int):  # noqa: ANN202

@@ -6,7 +6,7 @@
 // any of its series redraw it (at most once per animation frame). Per-layer weight norms and
 // relative changes get their own line panels.
 
-import { linePanel, plotConfig, plotLayout, plotly, SERIES_COLORS, theme } from "../charts.js";
+import { cursorShape, linePanel, plotConfig, plotLayout, plotly, SERIES_COLORS, theme } from "../charts.js";
 import { registerPanel } from "../panels.js";
 
 const MEMORIZED = "grokking.memorized";
@@ -81,6 +81,12 @@ function markers(events, logX) {
   return { shapes, annotations };
 }
 
+// The timeline's selected step as a cursor over the three rows (none at step 0 on a log axis).
+function withCursor(drawn, step, logX) {
+  drawn.shapes.push(...cursorShape(step, theme(), (s) => (logX && s <= 0 ? null : s)));
+  return drawn;
+}
+
 function draw(ctx) {
   const logX = Boolean(ctx.local.logX);
   const traces = ROWS.filter(([name]) => ctx.store.has(name)).map(([name, label, color, yaxis]) => ({
@@ -110,7 +116,7 @@ function draw(ctx) {
       legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom", font: { size: 11 } },
       hovermode: "x unified",
       uirevision: String(logX),
-      ...markers(ctx.events, logX),
+      ...withCursor(markers(ctx.events, logX), ctx.options.step, logX),
     }),
     plotConfig(ctx),
   );
@@ -136,6 +142,7 @@ registerPanel({
   render: draw,
   update: redraw,
   onEvents: redraw,
+  onStep: redraw,
 });
 
 registerPanel(

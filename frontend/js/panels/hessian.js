@@ -4,7 +4,7 @@
 // stream); the density panels read GET /api/runs/{id}/spectra and /spectra/{step} and refresh
 // whenever a new hessian.lambda_max point arrives (every probe step stores one).
 
-import { arrayPanel, fetchedPanel, linePanel, plotConfig, plotLayout, plotly, SERIES_COLORS, stepCache } from "../charts.js";
+import { arrayPanel, cursorShape, fetchedPanel, linePanel, plotConfig, plotLayout, plotly, SERIES_COLORS, stepCache } from "../charts.js";
 import { registerPanel } from "../panels.js";
 
 registerPanel(
@@ -166,6 +166,7 @@ async function drawHeatmap(ctx) {
       height: HEIGHT,
       xaxis: { title: { text: "step" } },
       yaxis: { title: { text: "eigenvalue" } },
+      shapes: cursorShape(ctx.options.step),
     }),
     plotConfig(ctx),
   );

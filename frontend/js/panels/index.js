@@ -7,3 +7,4 @@ import "./opposing.js";
 import "./collapse.js";
 import "./grokking.js";
 import "./landscape.js";
+import "./explain-card.js";

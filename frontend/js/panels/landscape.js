@@ -5,7 +5,7 @@
 // landscape.center_loss point arrives (every stored surface logs one); the slider follows the
 // newest step while it sits at its right end.
 
-import { fetchedPanel, fmt, plotConfig, plotLayout, plotly, SERIES_COLORS, stepCache } from "../charts.js";
+import { fetchedPanel, fmt, plotConfig, plotLayout, plotly, SERIES_COLORS, stepCache, takeSelectedStep } from "../charts.js";
 import { h } from "../dom.js";
 import { registerPanel } from "../panels.js";
 
@@ -77,6 +77,22 @@ function trailOf(arrays) {
   };
 }
 
+// The points a refined surface evaluated (the rest of the grid is interpolated), as small dots;
+// null for a full grid.
+function evaluatedOf(arrays) {
+  const points = arrays.evaluated;
+  if (!points) return null;
+  return {
+    type: "scatter",
+    mode: "markers",
+    name: "evaluated",
+    x: points.map((p) => p[0]),
+    y: points.map((p) => p[1]),
+    marker: { color: "rgba(255, 255, 255, 0.55)", size: 3 },
+    hoverinfo: "skip",
+  };
+}
+
 // Contour map of a 2-D surface with the path on it: this panel's, and the compared runs' side by
 // side (js/side-by-side.js).
 export function contourTraces(arrays, logZ) {
@@ -93,6 +109,8 @@ export function contourTraces(arrays, logZ) {
       hovertemplate: "(%{x:.3g}, %{y:.3g})<br>" + zTitle + " %{z:.4g}<extra></extra>",
     },
   ];
+  const evaluated = evaluatedOf(arrays);
+  if (evaluated) traces.push(evaluated);
   const trail = trailOf(arrays);
   const color = SERIES_COLORS[1];
   if (trail) traces.push({ ...trail, type: "scatter", line: { color, width: 2 }, marker: { color, size: 5 } });
@@ -129,8 +147,9 @@ function drawPlane(ctx, step, { arrays, meta }) {
       marker: { color, size: 3 },
     });
   }
+  const refined = meta.refine ? ` (refined: ${fmt(100 * meta.refine.fraction, 3)} % of the grid)` : "";
   const title = {
-    text: `step ${step}: centre loss ${fmt(meta.scalars?.["landscape.center_loss"], 4)}, ${meta.cost.n_points} points in ${fmt(meta.cost.seconds, 2)} s, BatchNorm ${meta.bn_stats}`,
+    text: `step ${step}: centre loss ${fmt(meta.scalars?.["landscape.center_loss"], 4)}, ${meta.cost.n_points} points${refined} in ${fmt(meta.cost.seconds, 2)} s, BatchNorm ${meta.bn_stats}`,
     font: { size: 12 },
   };
   plotly().react(
@@ -204,10 +223,12 @@ async function draw(ctx) {
   const { slider, label } = ctx.state;
   const listing = await ctx.api.landscapes(ctx.runId);
   const steps = listing.steps;
-  const following = ctx.state.following;
+  const pinned = takeSelectedStep(ctx, steps); // the timeline's step: its snapshot at or before
+  if (pinned !== null) ctx.state.following = false;
   slider.max = String(Math.max(0, steps.length - 1));
   slider.disabled = steps.length < 2;
-  if (following) slider.value = slider.max;
+  if (ctx.state.following) slider.value = slider.max;
+  else if (pinned !== null) slider.value = String(steps.indexOf(pinned));
   if (!steps.length) {
     label.textContent = "no surface yet";
     return;

@@ -5,7 +5,7 @@
 // opposing.* scalars (one point per probe step), so each new probe step refreshes the step list
 // and, when "follow" is on, moves to it; new loss.spike events redraw the markers.
 
-import { fmt, noteAnnotation, plotConfig, plotLayout, plotly, SERIES_COLORS, theme } from "../charts.js";
+import { cursorShape, fmt, noteAnnotation, plotConfig, plotLayout, plotly, SERIES_COLORS, takeSelectedStep, theme } from "../charts.js";
 import { FINISHED, h } from "../dom.js";
 import { registerPanel } from "../panels.js";
 
@@ -61,7 +61,7 @@ function renderSpikes(ctx) {
     },
   ];
   const layout = baseLayout("loss", Boolean(ctx.local.logY));
-  layout.shapes = selection.step === null ? [] : [stepLine(selection.step, c.muted)];
+  layout.shapes = spikeShapes(ctx);
   if (!spikes.length && loss.steps.length) {
     const found = FINISHED.has(ctx.run?.status) ? "no loss spike was detected in this run" : "no loss spike so far";
     layout.annotations = [noteAnnotation(found, c, 0.95)];
@@ -76,8 +76,14 @@ function renderSpikes(ctx) {
       const steps = spike?.groups?.probe_steps ?? [];
       if (steps.length) select(steps[steps.length - 1]);
     });
-    selection.listeners.add(() => plotly().relayout(ctx.el, { shapes: selection.step === null ? [] : [stepLine(selection.step, theme().muted)] }));
+    selection.listeners.add(() => plotly().relayout(ctx.el, { shapes: spikeShapes(ctx) }));
   }
+}
+
+// The groups panel's probe step (dotted) and the timeline's selected step (the cursor).
+function spikeShapes(ctx) {
+  const c = theme();
+  return [...(selection.step === null ? [] : [stepLine(selection.step, c.muted)]), ...cursorShape(ctx.options.step, c)];
 }
 
 registerPanel({
@@ -95,6 +101,9 @@ registerPanel({
   },
   onEvents: renderSpikes,
   onStatus: renderSpikes, // "so far" becomes "in this run"
+  onStep(ctx) {
+    plotly().relayout(ctx.el, { shapes: spikeShapes(ctx) });
+  },
 });
 
 // --- groups at a chosen step -----------------------------------------------------------------
@@ -215,7 +224,19 @@ async function refreshListing(ctx) {
   else for (const key of ["steps", "prev_steps", "n_pairs", "best_score", "mean_loss"]) ctx.state.listing[key].push(...fresh[key]);
   ctx.state.listing.monitor = fresh.monitor;
   const offered = fillSelect(ctx);
+  if (applySelectedStep(ctx)) return;
   if (selection.follow && offered.length && offered.at(-1) !== selection.step) select(offered.at(-1), { follow: true });
+}
+
+// Moves to the probe step of the timeline's selected step (every probe step on offer, not only
+// those with pairs); true when it did.
+function applySelectedStep(ctx) {
+  const pinned = takeSelectedStep(ctx, ctx.state.listing?.steps ?? []);
+  if (pinned === null) return false;
+  ctx.state.pairsOnly.checked = false;
+  fillSelect(ctx);
+  select(pinned);
+  return true;
 }
 
 async function showStep(ctx) {
@@ -340,6 +361,9 @@ registerPanel({
   render: renderGroups,
   update(ctx) {
     ctx.state.refresh?.();
+  },
+  onStep(ctx) {
+    if (ctx.state.built) applySelectedStep(ctx);
   },
   onEvents() {},
   onStatus(ctx) {
