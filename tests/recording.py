@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 
 import torch
 
 from worker.training.loop import StepContext
+
+if TYPE_CHECKING:
+    from server.schemas import RunConfig
 
 
 class Recorder:
@@ -73,3 +77,31 @@ class ForceSpikes:
 
     def load_state_dict(self, state: dict) -> None:
         pass
+
+
+def record_and_store(database_url: str, run_id: int, config: RunConfig, hooks: list) -> Recorder:
+    """Train ``config`` in this process (one torch thread) with ``hooks`` and write its array
+    results and events to ``run_id`` as the worker's sink would; returns the recording."""
+    from server.db import get_engine
+    from server.store.results import ArrayRecord, EventRecord, write_arrays, write_events
+    from worker.training.loop import train
+
+    recorder = Recorder()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(config, recorder, hooks=hooks)
+    finally:
+        torch.set_num_threads(threads)
+    with get_engine(database_url).begin() as connection:
+        write_arrays(
+            connection,
+            run_id=run_id,
+            records=[ArrayRecord(p, s, a, m) for (p, s), (a, m) in recorder.results.items()],
+        )
+        write_events(
+            connection,
+            run_id=run_id,
+            events=[EventRecord(s, k, p) for (k, s), p in recorder.events.items()],
+        )
+    return recorder

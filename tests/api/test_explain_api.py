@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from fastapi.testclient import TestClient
 
 from server.config import Settings, get_settings
-from server.db import get_engine, session_scope
+from server.db import session_scope
 from server.schemas import RunConfig
 from server.store import tokens as token_store
-from server.store.results import ArrayRecord, EventRecord, write_arrays, write_events
 from server.tokens import Scope
-from tests.recording import ForceSpikes, Recorder
+from tests.recording import ForceSpikes, Recorder, record_and_store
 from worker.probe_hooks import build_hooks
 from worker.probe_hooks.explain import EXPLAIN
-from worker.training.loop import train
 
 CONFIG = {
     "task": {"kind": "opposing_signals", "n_train": 1024, "n_test": 128},
@@ -34,24 +31,9 @@ SPIKE = 37
 def carded(client: TestClient, settings: Settings) -> tuple[int, Recorder]:
     """A run with the card of a spike forced at step ``SPIKE``, written as the worker would."""
     run_id = client.post("/api/runs", json=CONFIG).json()["id"]
-    recorder, config = Recorder(), RunConfig.model_validate(CONFIG)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        train(config, recorder, hooks=[ForceSpikes([SPIKE]), *build_hooks(config)])
-    finally:
-        torch.set_num_threads(threads)
-    with get_engine(settings.resolved_database_url).begin() as connection:
-        write_arrays(
-            connection,
-            run_id=run_id,
-            records=[ArrayRecord(p, s, a, m) for (p, s), (a, m) in recorder.results.items()],
-        )
-        write_events(
-            connection,
-            run_id=run_id,
-            events=[EventRecord(s, k, p) for (k, s), p in recorder.events.items()],
-        )
+    config = RunConfig.model_validate(CONFIG)
+    hooks = [ForceSpikes([SPIKE]), *build_hooks(config)]
+    recorder = record_and_store(settings.resolved_database_url, run_id, config, hooks)
     return run_id, recorder
 
 

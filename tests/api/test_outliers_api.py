@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from fastapi.testclient import TestClient
 
 from server.config import Settings
-from server.db import get_engine
 from server.schemas import RunConfig
-from server.store.results import ArrayRecord, EventRecord, write_arrays, write_events
-from tests.recording import Recorder
+from tests.recording import Recorder, record_and_store
 from worker.probe_hooks import build_hooks
 from worker.probe_hooks.opposing import MONITOR, PROBE
-from worker.training.loop import train
 
 CONFIG = {
     "task": {"kind": "opposing_signals", "n_train": 1024, "n_test": 128},
@@ -32,25 +28,8 @@ CONFIG = {
 def trained(client: TestClient, settings: Settings) -> tuple[int, Recorder]:
     """A run whose opposing results were computed by the hook and written as the worker would."""
     run_id = client.post("/api/runs", json=CONFIG).json()["id"]
-    recorder = Recorder()
     config = RunConfig.model_validate(CONFIG)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        train(config, recorder, hooks=build_hooks(config))
-    finally:
-        torch.set_num_threads(threads)
-    with get_engine(settings.resolved_database_url).begin() as connection:
-        write_arrays(
-            connection,
-            run_id=run_id,
-            records=[ArrayRecord(p, s, a, m) for (p, s), (a, m) in recorder.results.items()],
-        )
-        write_events(
-            connection,
-            run_id=run_id,
-            events=[EventRecord(s, k, p) for (k, s), p in recorder.events.items()],
-        )
+    recorder = record_and_store(settings.resolved_database_url, run_id, config, build_hooks(config))
     return run_id, recorder
 
 
