@@ -107,3 +107,10 @@ export function noticeLine(className = "notice") {
     },
   };
 }
+
+// The id a page is about, from `/<collection>/{id}` or `?id=`: a positive integer, else null.
+export function pageId(collection) {
+  const match = window.location.pathname.match(new RegExp(`/${collection}/(\\d+)/?$`));
+  const id = Number(match?.[1] ?? new URLSearchParams(window.location.search).get("id"));
+  return Number.isInteger(id) && id > 0 ? id : null;
+}

@@ -8,7 +8,7 @@ import { mountChartControls, readView } from "./chart-controls.js";
 import { categoryColor, linePanel, loadPlotly, TIMELINE_ONLY } from "./charts.js";
 import { renderConfigDiff } from "./config-diff.js";
 import { mountSideBySide } from "./side-by-side.js";
-import { FINISHED, h, showError } from "./dom.js";
+import { FINISHED, h, pageId, showError } from "./dom.js";
 import { renderEvents } from "./events-list.js";
 import { mountHealth } from "./health.js";
 import { mountOverlay, prefetchLinked } from "./overlay.js";
@@ -37,16 +37,10 @@ const compareEl = document.getElementById("config-diff");
 const sideEl = document.getElementById("side-by-side");
 const timelineEl = document.getElementById("timeline");
 
-function parseRunId() {
-  const match = window.location.pathname.match(/\/runs\/(\d+)\/?$/);
-  const id = Number(match?.[1] ?? new URLSearchParams(window.location.search).get("id"));
-  return Number.isInteger(id) && id > 0 ? id : null;
-}
-
 async function main() {
   mountHealth(document.getElementById("health-slot"));
   mountThemeToggle(document.getElementById("theme-slot"));
-  const runId = parseRunId();
+  const runId = pageId("runs");
   if (!runId) {
     showError(headerEl, "No run here:", new Error(`${window.location.pathname} names no run id`));
     return;

@@ -4,7 +4,7 @@
 
 import { api } from "./api.js";
 import { categoryColor, plotLayout, plotly, PLOT_CONFIG } from "./charts.js";
-import { FINISHED, h, progressBar, showError, statusBadge } from "./dom.js";
+import { FINISHED, h, pageId, progressBar, showError, statusBadge } from "./dom.js";
 import { mountHealth } from "./health.js";
 import { axisValues, drawPhaseDiagram } from "./sweep-diagram.js";
 import { mountThemeToggle } from "./theme.js";
@@ -19,12 +19,6 @@ const diagramForm = document.getElementById("diagram-controls");
 const overlayEl = document.getElementById("sweep-overlay");
 const overlayForm = document.getElementById("overlay-controls");
 const runsEl = document.getElementById("sweep-runs");
-
-function parseSweepId() {
-  const match = window.location.pathname.match(/\/sweeps\/(\d+)\/?$/);
-  const id = Number(match?.[1] ?? new URLSearchParams(window.location.search).get("id"));
-  return Number.isInteger(id) && id > 0 ? id : null;
-}
 
 // The summary's query parameters from the form (empty fields left out).
 function summaryQuery(state) {
@@ -190,7 +184,7 @@ async function drawOverlay(state) {
 async function main() {
   mountHealth(document.getElementById("health-slot"));
   mountThemeToggle(document.getElementById("theme-slot"));
-  const sweepId = parseSweepId();
+  const sweepId = pageId("sweeps");
   if (!sweepId) {
     showError(headerEl, "No sweep here:", new Error(`${window.location.pathname} names no sweep id`));
     return;
