@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from bench.common import demo_datasets
 from server.schemas import RunConfig
 from server.zoo_presets import COLLAPSE_RESNET
 from tests.recording import Recorder
@@ -33,7 +34,8 @@ def main() -> None:
     )
     recorder = Recorder()
     start = time.perf_counter()
-    train(run, recorder, hooks=build_hooks(run))
+    with demo_datasets():
+        train(run, recorder, hooks=build_hooks(run))
     elapsed = time.perf_counter() - start
     layers = [f"nc.{name}.nc1" for name in run.probes.collapse.layers] + ["nc.nc1"]
     print("| step | train acc | " + " | ".join(layers) + " |")

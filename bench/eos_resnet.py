@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from bench.common import demo_datasets
 from server.schemas import RunConfig
 from server.zoo_presets import EOS_RESNET
 from tests.recording import Recorder
@@ -25,7 +26,7 @@ def config(args: argparse.Namespace) -> RunConfig:
     return RunConfig.model_validate(
         EOS_RESNET
         | {
-            "task": EOS_RESNET["task"] | {"train_size": args.images},
+            "task": EOS_RESNET["task"] | {"subset": args.images},
             "model": EOS_RESNET["model"] | {"depth": args.depth, "width": args.width},
             "optimizer": {"name": "sgd", "lr": args.lr},
             "steps": args.steps,
@@ -47,7 +48,8 @@ def main() -> None:
     args = parser.parse_args()
     run, recorder = config(args), Recorder()
     start = time.perf_counter()
-    train(run, recorder, hooks=build_hooks(run))
+    with demo_datasets():
+        train(run, recorder, hooks=build_hooks(run))
     elapsed = time.perf_counter() - start
     threshold = 2 / args.lr
     print(f"| step | train loss | λ_max | λ_max / (2/lr = {threshold:g}) |\n|---|---|---|---|")

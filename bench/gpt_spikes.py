@@ -16,14 +16,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import tempfile
 import time
-from pathlib import Path
 
-from server.config import get_settings
+from bench.common import demo_datasets
 from server.dataset_presets import SPIKE_GPT
-from server.datasets.demo import make_demo
 from server.schemas import RunConfig
 from tests.recording import Recorder
 from worker.probe_hooks import build_hooks
@@ -56,12 +52,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=SPIKE_GPT["steps"])
     parser.add_argument("--schedule", default=SPIKE_GPT["optimizer"]["schedule"])
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(os.environ.get("OBS_DATASETS_DIR", Path(tmp) / "datasets"))
-        if not (root / "stdlib-text").is_dir():
-            make_demo(root, Path(tmp) / "sources")
-        os.environ["OBS_DATASETS_DIR"] = str(root)
-        get_settings.cache_clear()
+    with demo_datasets():
         print(
             "| lr | schedule | outcome | loss.spike steps | max loss after step 5 / at 5 "
             "| final loss | time |"

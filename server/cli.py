@@ -19,7 +19,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from server.config import Settings, get_settings
-from server.dataset_cli import datasets_app
+from server.dataset_cli import datasets_app, write_demo_sets
+from server.datasets import scan
 from server.security import exposure_problem
 from server.sweep_cli import sweep_body
 from server.token_cli import token_app, warn_if_none
@@ -116,6 +117,7 @@ def up(
     settings = get_settings()
     _refuse_exposure(settings, host)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _first_start_demo_sets(settings.resolved_datasets_dir)
     children: list[subprocess.Popen] = []
     env = {**os.environ, "OBS_DATA_DIR": str(settings.data_dir.resolve())}
     try:
@@ -129,6 +131,14 @@ def up(
     finally:
         for child in reversed(children):  # the worker first, then the broker it needs
             _stop(child)
+
+
+def _first_start_demo_sets(root: Path) -> None:
+    """With no data set on this machine yet, write make-demo's: the presets that train on
+    stored data (the image ResNets, the text GPT) then work from the first start."""
+    if next(scan(root), None) is None:
+        console.print(f"First start: writing the demo data sets to {root}")
+        write_demo_sets(root)
 
 
 def _refuse_exposure(settings: Settings, host: str | None) -> None:

@@ -84,9 +84,12 @@ def list_command() -> None:
 def make_demo_command() -> None:
     """Small real data sets (scikit-learn's digits as an image folder and as npz, a text corpus
     of standard-library docstrings), written as source files and imported."""
-    root = get_settings().resolved_datasets_dir
+    console.print(_table(write_demo_sets(get_settings().resolved_datasets_dir)))
+
+
+def write_demo_sets(root: Path) -> list[Manifest]:
+    """make-demo's data sets under ``root``, with a progress bar."""
     with tempfile.TemporaryDirectory() as sources, _progress("making demo sets") as progress:
         bar = progress.add_task("demo", total=None)
         update = lambda done, total: progress.update(bar, completed=done, total=total)  # noqa: E731
-        manifests = make_demo(root, Path(sources), update)
-    console.print(_table(manifests))
+        return make_demo(root, Path(sources), update)

@@ -1,18 +1,36 @@
 """Presets of the model zoo on images (appended to ``server.presets.PRESETS``).
 
-Their data is ``IMAGES``: for now scikit-learn's digits as 1×8×8 images, the only image data a
-worker has without a data set on disk.  The papers' data is a stored CIFAR-10: repoint ``IMAGES``
-(and the descriptions) to the stored data set's task once it exists; the models, optimizers and
-probes stay as they are.  ``tests/unit/test_zoo_presets.py`` runs each at reduced size.
+Their data is ``DEMO_IMAGES``, make-demo's digits as an image folder, which ``observatory up``
+writes on a machine's first start, so the presets train anywhere.  The papers' data is a stored
+CIFAR-10: where a worker has one named ``cifar10`` (``observatory datasets import
+…/cifar-10-batches-py --name cifar10``), ``GET /api/presets`` offers them on a 5,000-image subset
+of it instead (``on_paper_data``); the models, optimizers and probes stay as they are.
+``tests/unit/test_zoo_presets.py`` runs each at reduced size.
 """
 
 from __future__ import annotations
 
-IMAGES = {"kind": "digits"}  # the train split: 1,348 images of 10 classes
+from server.datasets import Manifest
+
+DEMO_IMAGES = {"kind": "dataset", "name": "digits-images", "normalize": True}
+"""make-demo's digits as PNGs: 1,347 training images of 1×8×8 in 10 classes."""
+CIFAR10_SUBSET = {"kind": "dataset", "name": "cifar10", "subset": 5000, "normalize": True}
+"""The 5,000-image CIFAR-10 subset of Cohen et al. (2021), drawn once from the run's seed."""
+
+
+def on_paper_data(config: dict, datasets: dict[str, Manifest]) -> dict:
+    """``config`` on ``CIFAR10_SUBSET`` if it trains on ``DEMO_IMAGES`` and ``datasets`` (what
+    the workers have, by name) holds a 3×32×32 image set named ``cifar10``; else ``config``."""
+    cifar = datasets.get(CIFAR10_SUBSET["name"])
+    paper_shaped = cifar is not None and cifar.kind == "image" and cifar.shape == (3, 32, 32)
+    if config["task"].get("name") == DEMO_IMAGES["name"] and paper_shaped:
+        return config | {"task": config["task"] | CIFAR10_SUBSET}
+    return config
+
 
 EOS_RESNET = {
     "name": "eos-resnet",
-    "task": IMAGES,
+    "task": DEMO_IMAGES,
     "model": {"kind": "resnet", "depth": 20, "width": 1.0, "norm": "none"},
     "optimizer": {"name": "sgd", "lr": 0.04},
     "steps": 2000,
@@ -22,7 +40,7 @@ EOS_RESNET = {
 
 COLLAPSE_RESNET = {
     "name": "collapse-resnet",
-    "task": IMAGES,
+    "task": DEMO_IMAGES,
     "model": {"kind": "resnet", "depth": 20, "width": 1.0, "norm": "batchnorm"},
     "optimizer": {
         "name": "sgd",
@@ -50,8 +68,9 @@ ZOO_PRESETS = [
         "Full-batch gradient descent at lr 0.04 on a ResNet-20 without BatchNorm, with the top "
         "Hessian eigenvalue of the whole training set every 20 steps.  On a 5,000-image CIFAR-10 "
         "subset Cohen et al. (2021) see sharpness rise to 2/lr = 50 (eos.crossed) and hover "
-        "there while the loss keeps falling, non-monotonically.  Here on digits as 8×8 images "
-        "until a stored CIFAR-10 is available (a reduced run is in docs/models.md); a GPU run.",
+        "there while the loss keeps falling, non-monotonically.  On a worker's stored CIFAR-10 "
+        "(a data set named cifar10) it trains on that subset; otherwise on make-demo's digits "
+        "image folder (1×8×8; a reduced run is in docs/models.md).  A GPU run.",
         EOS_RESNET,
     ),
     (
@@ -60,7 +79,8 @@ ZOO_PRESETS = [
         "minibatches of 128, trained far past 100 % train accuracy, with NC1 every 50 steps at "
         "the classifier and at the input of each stage: in the papers within-class variability "
         "collapses, most at the last layers (Papyan et al. 2020; per layer, Rangamani et al. "
-        "2023).  Here on digits as 8×8 images until a stored CIFAR-10 is available; a GPU run.",
+        "2023).  On a worker's stored CIFAR-10 (named cifar10) a 5,000-image subset, otherwise "
+        "make-demo's digits image folder (1×8×8).  A GPU run.",
         COLLAPSE_RESNET,
     ),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -59,12 +60,21 @@ class Service:
     """``observatory up`` (or ``serve``) in a subprocess, with its log kept for failures."""
 
     def __init__(
-        self, data_dir: Path, command: str = "up", port: int | None = None, **env: str
+        self,
+        data_dir: Path,
+        command: str = "up",
+        port: int | None = None,
+        datasets: Path | None = None,
+        **env: str,
     ) -> None:
+        """``datasets``: a data-set folder copied in first (``up`` writes make-demo's on a
+        machine without any, which costs seconds per start)."""
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir / f"{command}-{self.port}.log"
         data_dir.mkdir(parents=True, exist_ok=True)
+        if datasets is not None:
+            shutil.copytree(datasets, data_dir / "datasets")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "server.cli", command, "--port", str(self.port)],
             env=child_env(data_dir, **env),
@@ -119,6 +129,17 @@ def demo_datasets(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base / "datasets"
 
 
+@pytest.fixture
+def demo_dir(demo_datasets: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """``OBS_DATASETS_DIR`` set to the demo data sets for an in-process worker loop."""
+    from server.config import get_settings
+
+    monkeypatch.setenv("OBS_DATASETS_DIR", str(demo_datasets))
+    get_settings.cache_clear()
+    yield demo_datasets
+    get_settings.cache_clear()
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread() -> Iterator[None]:
     """Tiny models: OpenMP threads only contend on a shared 2-core machine."""
@@ -131,12 +152,12 @@ def one_torch_thread() -> Iterator[None]:
 
 
 @pytest.fixture
-def service(tmp_path: Path) -> Iterator[Service]:
+def service(tmp_path: Path, demo_datasets: Path) -> Iterator[Service]:
     """The embedded default, as a user starts it: broker, migrations, worker and server.
 
     The worker flushes every 0.25 s instead of every second (``OBS_FLUSH_SECONDS``), so that the
     short runs of the tests show several live updates while they are still running."""
-    svc = Service(tmp_path / "data", OBS_FLUSH_SECONDS="0.25")
+    svc = Service(tmp_path / "data", datasets=demo_datasets, OBS_FLUSH_SECONDS="0.25")
     yield svc
     svc.stop()
 

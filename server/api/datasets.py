@@ -36,14 +36,20 @@ def _public(manifest: Manifest, locations: list[str]) -> DatasetPublic:
     )
 
 
-@router.get("", response_model=DatasetsPublic)
-def list_datasets(session: SessionDep, settings: SettingsDep) -> DatasetsPublic:
-    """Every data set a worker (or this server) can read, by name; the newest manifest wins."""
+def available(session: Session, settings: Settings) -> dict[str, tuple[Manifest, list[str]]]:
+    """Every data set this server or a worker can read: name → (the newest manifest, where)."""
     found: dict[str, tuple[Manifest, list[str]]] = {
         m.name: (m, [SERVER]) for m in scan(settings.resolved_datasets_dir)
     }
     for worker, manifest in catalog.entries(session):
         found.setdefault(manifest.name, (manifest, []))[1].append(worker)
+    return found
+
+
+@router.get("", response_model=DatasetsPublic)
+def list_datasets(session: SessionDep, settings: SettingsDep) -> DatasetsPublic:
+    """Every data set a worker (or this server) can read, by name; the newest manifest wins."""
+    found = available(session, settings)
     data = [_public(m, locations) for _name, (m, locations) in sorted(found.items())]
     return DatasetsPublic(data=data, count=len(data))
 

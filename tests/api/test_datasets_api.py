@@ -4,6 +4,7 @@ is checked at submit against that catalog (name, model, probes, augmentation, li
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,31 @@ def test_a_symlink_out_of_the_root_is_refused_at_submit(
             "type": "value_error",
         }
     ]
+
+
+def image_tasks(client: TestClient) -> dict[str, dict]:
+    offered = client.get("/api/presets").json()
+    return {p["name"]: p["config"]["task"] for p in offered if "ResNet" in p["name"]}
+
+
+def test_the_image_presets_train_on_a_workers_cifar10_when_one_has_it(
+    client: TestClient, settings: Settings, demo_datasets: Path
+) -> None:
+    shutil.copytree(demo_datasets, settings.resolved_datasets_dir)
+    tasks = image_tasks(client)
+    assert len(tasks) == 2
+    assert all((t["name"], t["subset"]) == ("digits-images", None) for t in tasks.values())
+    # a worker's "cifar10" that is not CIFAR-shaped is not the papers' data
+    with session_scope(settings.resolved_database_url) as session:
+        text = read_manifest(settings.resolved_datasets_dir, "stdlib-text")
+        catalog.publish(session, worker="celery@gpu1", manifests=[replace(text, name="cifar10")])
+    assert all(t["name"] == "digits-images" for t in image_tasks(client).values())
+    with session_scope(settings.resolved_database_url) as session:
+        catalog.publish(session, worker="celery@gpu1", manifests=[REMOTE])
+    tasks = image_tasks(client)
+    assert all(
+        (t["name"], t["subset"], t["normalize"]) == ("cifar10", 5000, True) for t in tasks.values()
+    )
+    for name in tasks:  # what the form sends back is accepted as it is
+        config = next(p["config"] for p in client.get("/api/presets").json() if p["name"] == name)
+        assert client.post("/api/runs/validate", json=config).status_code == 200, name

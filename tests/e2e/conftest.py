@@ -4,6 +4,7 @@ probe per module, and Chromium tabs at a chosen size and colour scheme."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -15,8 +16,11 @@ from tests.e2e.test_dashboard import CHROMIUM, CHROMIUM_ARGS, EXPECTED_422, IN_C
 
 
 @pytest.fixture(scope="module")
-def shared_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    service = Service(tmp_path_factory.mktemp("dashboard") / "data", OBS_FLUSH_SECONDS="0.25")
+def shared_service(
+    tmp_path_factory: pytest.TempPathFactory, demo_datasets: Path
+) -> Iterator[Service]:
+    data = tmp_path_factory.mktemp("dashboard") / "data"
+    service = Service(data, datasets=demo_datasets, OBS_FLUSH_SECONDS="0.25")
     yield service
     service.stop()
 

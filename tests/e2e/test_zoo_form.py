@@ -3,10 +3,13 @@ count before submitting, and a model that does not fit the data refused naming t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 from playwright.sync_api import expect
 
+from server.datasets import read_manifest
 from server.limits import count_parameters
 from server.schemas import RunConfig
 from server.zoo_presets import EOS_RESNET
@@ -16,12 +19,23 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.mark.timeout(120)
-def test_the_form_configures_a_zoo_model(service, browser: Browser) -> None:  # noqa: ANN001, F811
+def counted(config: dict, datasets: Path) -> int:
+    """The parameter count of ``config`` on its stored data set, as the server computes it."""
+    run = RunConfig.model_validate(config)
+    run.task.resolve(read_manifest(datasets, run.task.name))
+    return count_parameters(run)
+
+
+def test_the_form_configures_a_zoo_model(
+    service,  # noqa: ANN001
+    browser: Browser,  # noqa: F811
+    demo_datasets: Path,
+) -> None:
     page = browser.page
     page.goto(service.url)
     page.select_option("#preset-select", label="edge of stability: CIFAR-style ResNet")
     form, cost = page.locator("#submit-form"), page.locator("#run-cost")
-    expected = count_parameters(RunConfig.model_validate(EOS_RESNET))
+    expected = counted(EOS_RESNET, demo_datasets)
     expect(cost).to_contain_text(f"{expected:,} parameters (limit")
     expect(form.locator('[name="model.kind"]')).to_have_value("resnet")
     expect(form.locator('[name="model.depth"]')).to_have_value("20")
@@ -30,8 +44,8 @@ def test_the_form_configures_a_zoo_model(service, browser: Browser) -> None:  # 
     form.locator('[name="model.patch_size"]').fill("3")
     expect(cost).to_contain_text("Not accepted: model.patch_size: must divide the image's height")
     form.locator('[name="model.patch_size"]').fill("4")
-    vit = RunConfig.model_validate(EOS_RESNET | {"model": {"kind": "vit", "patch_size": 4}})
-    expect(cost).to_contain_text(f"{count_parameters(vit):,} parameters (limit")
+    vit = counted(EOS_RESNET | {"model": {"kind": "vit", "patch_size": 4}}, demo_datasets)
+    expect(cost).to_contain_text(f"{vit:,} parameters (limit")
     page.locator("#submit-form fieldset[data-path='model']").first.screenshot(
         path=artifact("zoo-model-form.png")
     )

@@ -1,16 +1,15 @@
-"""``observatory datasets make-demo``, then ``observatory up``: the worker publishes its data sets
-at start and trains a zoo model on one of them; the run's metrics come back like any other's."""
+"""``observatory up`` on a machine with no data set writes make-demo's at first start; the worker
+publishes them and trains a zoo model on one of them; the run's metrics come back like any
+other's."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import ROOT, Service, child_env, wait_for
+from tests.conftest import Service, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -25,21 +24,13 @@ CONFIG = {
 }
 
 
-def test_make_demo_data_trains_through_a_real_worker(tmp_path: Path) -> None:
+def test_the_first_start_writes_demo_data_a_real_worker_trains_on(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    made = subprocess.run(
-        [sys.executable, "-m", "server.cli", "datasets", "make-demo"],
-        env=child_env(data),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert made.returncode == 0, made.stderr
+    service = Service(data)
+    assert "First start: writing the demo data sets" in service.log
     assert sorted(p.name for p in (data / "datasets").iterdir()) == [
         "digits", "digits-images", "stdlib-text",
     ]  # fmt: skip
-    service = Service(data)
     try:
 
         def published() -> dict | None:

@@ -1,4 +1,4 @@
-"""``observatory datasets import|list`` on this machine's ``OBS_DATASETS_DIR``."""
+"""``observatory datasets import|list|make-demo`` on this machine's ``OBS_DATASETS_DIR``."""
 
 from __future__ import annotations
 
@@ -51,3 +51,11 @@ def test_a_path_for_a_name_is_refused(root: Path, tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "'../up' is not a data set name" in result.output
     assert not (tmp_path / "up").exists() and not root.exists()
+
+
+def test_make_demo_writes_the_three_demo_sets(root: Path) -> None:
+    result = CliRunner().invoke(app, ["datasets", "make-demo"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in root.iterdir()) == ["digits", "digits-images", "stdlib-text"]
+    images = read_manifest(root, "digits-images")
+    assert (images.kind, images.shape, images.n_classes) == ("image", (1, 8, 8), 10)

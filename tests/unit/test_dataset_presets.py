@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from server.config import get_settings
 from server.dataset_presets import DATASET_PRESETS, SPIKE_GPT
 from server.presets import PRESETS
 from server.schemas import RunConfig
@@ -18,14 +17,6 @@ from tests.recording import Recorder
 from worker.probe_hooks.service import build_hooks
 from worker.training.loop import train
 from worker.training.tasks import build_task
-
-
-@pytest.fixture
-def demo_dir(demo_datasets: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("OBS_DATASETS_DIR", str(demo_datasets))
-    get_settings.cache_clear()
-    yield demo_datasets
-    get_settings.cache_clear()
 
 
 def test_the_presets_are_offered() -> None:

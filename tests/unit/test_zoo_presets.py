@@ -4,6 +4,7 @@ same model kind, optimizer and probes, a narrower and shallower network for a fe
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -18,13 +19,14 @@ REDUCED = {"steps": 6, "log_every": 3, "device": "cpu"}
 
 
 def reduced(config: dict) -> RunConfig:
-    """``config`` with a ResNet-8 of a quarter width on 200 images, its probes every 3 steps."""
+    """``config`` with a ResNet-8 of a quarter width on 200 of the demo images, its probes every
+    3 steps."""
     probes = {name: entry | {"every": 3} for name, entry in config["probes"].items()}
     return RunConfig.model_validate(
         config
         | REDUCED
         | {
-            "task": config["task"] | {"train_size": 200},
+            "task": config["task"] | {"subset": 200},
             "model": config["model"] | {"depth": 8, "width": 0.25},
             "probes": probes,
         }
@@ -38,7 +40,9 @@ def test_the_presets_are_offered() -> None:
 
 
 @pytest.mark.parametrize(("name", "config"), [(n, c) for n, _, c in ZOO_PRESETS])
-def test_each_preset_runs_its_probes_at_reduced_size(name: str, config: dict) -> None:
+def test_each_preset_runs_its_probes_at_reduced_size(
+    name: str, config: dict, demo_dir: Path
+) -> None:
     run = reduced(config)
     recorder = Recorder()
     assert train(run, recorder, hooks=build_hooks(run)).status == "completed"
