@@ -6,32 +6,28 @@ from __future__ import annotations
 
 SPIKE_GPT = {
     "name": "spike-gpt-text",
-    "task": {"kind": "dataset", "name": "stdlib-text"},
+    "task": {"kind": "dataset", "name": "stdlib-text", "subset": 128},
     "model": {"kind": "gpt", "layers": 2, "heads": 4, "width": 32, "context": 64},
-    "optimizer": {
-        "name": "sgd",
-        "lr": 1.5,
-        "momentum": 0.9,
-        "schedule": "warmup_cosine",
-        "warmup_steps": 100,
-    },
-    "batch_size": 64,
-    "steps": 300,
+    "optimizer": {"name": "adam", "lr": 0.01},
+    "batch_size": 128,
+    "steps": 1500,
     "log_every": 1,
-    "probes": {"opposing": {"every": 5, "monitor_size": 512, "k": 16}},
+    "probes": {"opposing": {"every": 5, "monitor_size": 128, "k": 16}},
 }
 
 DATASET_PRESETS = [
     (
         "loss spike: small GPT on text",
-        "A 2-layer GPT (width 32, context 64, 30 K parameters) on the standard-library "
-        "docstrings (make-demo's stdlib-text, character level), SGD + momentum warmed up to a "
-        "large learning rate (1.5 at step 100, then cosine), the train loss logged every step "
-        "for the loss-spike detector and the opposing-signals probe every 5 steps on 512 "
-        "monitored sequences (per-sequence losses: each one's mean over its positions; "
-        "Rosenfeld & Risteski 2023).  At this size it shows a bump at the peak learning rate, "
-        "not a detected spike: constant rates either train smoothly or spike and diverge "
-        "(docs/datasets.md).  About 2 minutes on a two-core CPU.",
+        "A 2-layer GPT (width 32, context 64, 30 K parameters) trained by full-batch Adam "
+        "(lr 0.01) on 128 windows of the standard-library docstrings (make-demo's stdlib-text, "
+        "character level).  Once it has nearly memorised them the loss spikes — 2 to 5 times "
+        "its running median — and recovers within tens of steps, with the preconditioned "
+        "sharpness above Adam's stability threshold 38/lr (Cohen et al. 2022); the first "
+        "spike came at steps 287–736 over four seeds.  The train loss every step feeds the "
+        "loss-spike detector; the opposing-signals probe runs every 5 steps on all 128 "
+        "sequences (per-sequence losses, grouped on their character frequencies) and an "
+        "explain card is stored at each spike (Rosenfeld & Risteski 2023).  About 3 minutes "
+        "on a two-core CPU (docs/datasets.md).",
         SPIKE_GPT,
     ),
 ]

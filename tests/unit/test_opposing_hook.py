@@ -14,7 +14,7 @@ from server.schemas import ProbesConfig, RunConfig
 from tests.recording import Recorder
 from worker.probe_hooks import build_hooks
 from worker.probe_hooks.explain import EXPLAIN
-from worker.probe_hooks.opposing import MONITOR, PROBE
+from worker.probe_hooks.opposing import MONITOR, PROBE, input_features
 from worker.probe_hooks.service import ServiceHook
 from worker.training.loop import StepContext, train
 from worker.training.tasks import build_task
@@ -224,3 +224,13 @@ def test_no_card_and_no_failure_when_the_weights_diverged_after_a_spike() -> Non
     assert ("loss.spike", 14) in reporter.events
     assert not [key for key in reporter.results if key[0] == EXPLAIN]
     assert hook.state_dict()["unexplained"] == []  # dropped, not retried forever
+
+
+def test_token_sequences_are_grouped_on_their_token_frequencies() -> None:
+    tokens = torch.tensor([[0, 1, 1, 2], [2, 1, 0, 1], [3, 3, 3, 3]])
+    features = input_features(tokens)
+    np.testing.assert_array_equal(features[0], [0.25, 0.5, 0.25, 0.0])
+    np.testing.assert_array_equal(features[0], features[1])  # the same tokens, reordered
+    np.testing.assert_array_equal(features[2], [0.0, 0.0, 0.0, 1.0])
+    images = torch.rand(3, 1, 2, 2)  # anything else: the flattened inputs
+    np.testing.assert_array_equal(input_features(images), images.flatten(1).numpy())

@@ -122,10 +122,21 @@ def make_monitor(
         x.to(device),
         y.to(device),
         y.cpu().numpy(),
-        x.flatten(1).float().cpu().numpy(),
+        input_features(x),
         arrays,
         meta,
     )
+
+
+def input_features(x: torch.Tensor) -> np.ndarray:
+    """The ``input`` features groups are clustered on: the flattened inputs, except for token
+    sequences, whose ids are names, not coordinates — there each sequence's token frequencies
+    (a bag of tokens: sequences that share characters or words point the same way)."""
+    if x.dtype.is_floating_point or x.ndim != 2:
+        return x.flatten(1).float().cpu().numpy()
+    tokens = x.cpu().numpy()
+    counts = np.stack([np.bincount(row, minlength=int(tokens.max()) + 1) for row in tokens])
+    return (counts / tokens.shape[1]).astype(np.float32)
 
 
 class OpposingHook(ScheduledHook):
