@@ -20,8 +20,8 @@ DATASET_PRESETS = [
         "loss spike: small GPT on text",
         "A 2-layer GPT (width 32, context 64, 30 K parameters) trained by full-batch Adam "
         "(lr 0.01) on 128 windows of the standard-library docstrings (make-demo's stdlib-text, "
-        "character level).  Once it has nearly memorised them the loss spikes — 2 to 5 times "
-        "its running median — and recovers within tens of steps, with the preconditioned "
+        "character level).  As it memorises them the loss spikes — 2 to 6.5 times its running "
+        "median — and recovers (within tens of steps in 3 of 4 seeds), with the preconditioned "
         "sharpness above Adam's stability threshold 38/lr (Cohen et al. 2022); the first "
         "spike came at steps 287–736 over four seeds.  The train loss every step feeds the "
         "loss-spike detector; the opposing-signals probe runs every 5 steps on all 128 "

@@ -173,14 +173,15 @@ def test_an_open_server_started_around_the_cli_answers_only_on_loopback(tmp_path
 
         wait_for(up, 60, "uvicorn to answer")
         outside = httpx.get(
-            f"http://{address}:{port}/api/presets", headers={"Host": f"127.0.0.1:{port}"}
+            f"http://{address}:{port}/api/schema/run-config", headers={"Host": f"127.0.0.1:{port}"}
         )
         assert outside.status_code == 403, outside.text
         assert "answers only on this machine" in outside.json()["detail"]
         proxied = httpx.get(
-            f"http://127.0.0.1:{port}/api/presets", headers={"X-Forwarded-For": "203.0.113.9"}
+            f"http://127.0.0.1:{port}/api/schema/run-config",
+            headers={"X-Forwarded-For": "203.0.113.9"},
         )
         assert proxied.status_code == 403
-        assert httpx.get(f"http://127.0.0.1:{port}/api/presets").status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{port}/api/schema/run-config").status_code == 200
     finally:
         stop_process(server)
