@@ -6,6 +6,10 @@ each stage) through the worker's loop with a narrower, shallower ResNet and fewe
 prints train accuracy and each layer's NC1 at every probe step as a Markdown table.
 
     OMP_NUM_THREADS=1 python -m bench.collapse_resnet --depth 8 --width 0.5 --steps 600
+
+The preset at full size (ResNet-20, 3,000 steps) on a GPU (``bench/gpu.sh``):
+
+    python -m bench.collapse_resnet --depth 20 --width 1 --steps 3000 --device cuda
 """
 
 from __future__ import annotations
@@ -26,11 +30,13 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=8)
     parser.add_argument("--width", type=float, default=0.5)
     parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = parser.parse_args()
     model = COLLAPSE_RESNET["model"] | {"depth": args.depth, "width": args.width}
     every = COLLAPSE_RESNET["probes"]["collapse"]["every"]
     run = RunConfig.model_validate(
-        COLLAPSE_RESNET | {"model": model, "steps": args.steps, "log_every": every}
+        COLLAPSE_RESNET
+        | {"model": model, "steps": args.steps, "log_every": every, "device": args.device}
     )
     recorder = Recorder()
     start = time.perf_counter()

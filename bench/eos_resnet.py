@@ -7,6 +7,10 @@ training images and learning rate, and prints the train loss and λ_max against 
 ``--every`` steps, then the largest λ_max, its step and the ``eos.crossed`` events.
 
     OMP_NUM_THREADS=1 python -m bench.eos_resnet --depth 8 --width 0.25 --images 300 --lr 0.2
+
+The preset at full size (ResNet-20, every training image, lr 0.04) on a GPU (``bench/gpu.sh``):
+
+    python -m bench.eos_resnet --depth 20 --width 1 --images 0 --lr 0.04 --steps 2000 --device cuda
 """
 
 from __future__ import annotations
@@ -26,12 +30,12 @@ def config(args: argparse.Namespace) -> RunConfig:
     return RunConfig.model_validate(
         EOS_RESNET
         | {
-            "task": EOS_RESNET["task"] | {"subset": args.images},
+            "task": EOS_RESNET["task"] | {"subset": args.images or None},
             "model": EOS_RESNET["model"] | {"depth": args.depth, "width": args.width},
             "optimizer": {"name": "sgd", "lr": args.lr},
             "steps": args.steps,
             "log_every": args.every,
-            "device": "cpu",
+            "device": args.device,
             "probes": {"hessian": EOS_RESNET["probes"]["hessian"] | {"every": args.every}},
         }
     )
@@ -41,7 +45,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--depth", type=int, default=8)
     parser.add_argument("--width", type=float, default=0.25)
-    parser.add_argument("--images", type=int, default=300)
+    parser.add_argument("--images", type=int, default=300, help="0: every training image")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--lr", type=float, default=0.2)
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--every", type=int, default=20)

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# The GPU path, measured (issue 17): one script, at most 8 minutes on a CUDA machine
-# (parts limited to 120 + 210 + 150 s).
+# The GPU path, measured (issues 14 and 17): one script, at most 10 minutes on a CUDA machine
+# (parts limited to 120 + 210 + 150 + 60 + 60 s).
 #   1. the EoS preset through a real worker on device: cuda (and on cpu, same run);
 #   2. the Hessian comparison (bench/hessian_vs_peers.py: project vs PyHessian, eigenthings,
 #      curvlinops and eigsh on the CPU's small MLP, where the dense reference fits), then our
 #      probes' cost on a ResNet-18-sized model on the GPU;
-#   3. the landscape comparison, ResNet-18 section on the GPU (batched vmap path by default).
+#   3. the landscape comparison, ResNet-18 section on the GPU (batched vmap path by default);
+#   4. the zoo's image presets at full size (ResNet-20; EoS and per-layer neural collapse) on
+#      make-demo's images, or on a stored cifar10 under OBS_DATASETS_DIR, and the fp16 +
+#      torch.compile tests that only run on CUDA.
 # Needs no services: SQLite and the embedded Redis broker (OBS_BENCH_REDIS=redis://… to use one).
 # Environments: .venv (the project), .venv-bench and .venv-landscape-bench (the peers; see each
 # script's docstring); a missing peer environment skips its part with a message.
@@ -38,6 +41,11 @@ part eos "$PY" 120 bench/gpu_eos.py --steps 400 "${REDIS_ARGS[@]}"
 part hessian .venv-bench/bin/python 210 bench/hessian_vs_peers.py --device cuda --repeats 1
 part landscape .venv-landscape-bench/bin/python 150 -m bench.landscape_vs_loss_landscapes \
     --device cuda --repeats 1 --resnet-points 8 --resnet-batch 64
+part eos-resnet "$PY" 60 -m bench.eos_resnet --depth 20 --width 1 --images 0 --lr 0.04 \
+    --steps 2000 --every 50 --device cuda
+part collapse-resnet "$PY" 60 -m bench.collapse_resnet --depth 20 --width 1 --steps 3000 \
+    --device cuda
+part precision "$PY" 60 -m pytest -q -p no:cacheprovider tests/unit/test_precision.py -k cuda
 
 echo
 echo "| measurement | result |"
@@ -47,5 +55,8 @@ grep -h -A12 "ResNet-18" "$OUT/hessian" | grep -E "^\| (λ|top|trace|density)" \
     | sed 's/^| /| Hessian, ResNet-18, cuda: /'
 grep -h -E "^- (device|one training step|[0-9]+x[0-9]+ surface|31x31 at)" "$OUT/landscape" \
     | tail -4 | sed 's/^- /| landscape, ResNet-18: /; s/$/ |/'
+grep -h -E "^largest|^[0-9]+ s$" "$OUT/eos-resnet" "$OUT/collapse-resnet" 2>/dev/null \
+    | sed 's/^/| zoo preset, full size, cuda: /; s/$/ |/'
+tail -n 1 "$OUT/precision" 2>/dev/null | sed 's/^/| fp16 + compile tests: /; s/$/ |/'
 grep -h "skipped\|exit" "$OUT"/* | sed 's/^/| not measured | /; s/$/ |/'
 rm -rf "$OUT"
