@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -186,6 +187,24 @@ def redis_url() -> str:
             pytest.fail("Redis on 127.0.0.1:6379 is unreachable; CI needs it")
         pytest.skip("Redis on 127.0.0.1:6379 is unreachable")
     return REDIS_URL
+
+
+@pytest.fixture
+def broker_url(redis_url: str) -> Iterator[str]:
+    """A Redis database for one test's servers and workers, flushed before and after: the one
+    ``OBS_TEST_REDIS_URL`` names when it is set (developers testing side by side each name their
+    own), else a random one of 1–15."""
+    import redis
+
+    if "OBS_TEST_REDIS_URL" in os.environ:
+        url = redis_url
+    else:
+        url = f"{redis_url.rsplit('/', 1)[0]}/{random.randrange(1, 16)}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()
 
 
 @pytest.fixture

@@ -11,14 +11,12 @@ operation (300 by default, the figure CI runs).
 from __future__ import annotations
 
 import os
-import random
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from tests.conftest import ROOT, Service, child_env
 
@@ -28,14 +26,11 @@ EXAMPLES = int(os.environ.get("OBS_FUZZ_EXAMPLES", "300"))
 
 
 @pytest.fixture
-def served(pg_schema_url: str, redis_url: str, tmp_path: Path) -> Iterator[Service]:
+def served(pg_schema_url: str, broker_url: str, tmp_path: Path) -> Iterator[Service]:
     from server import migrate
 
-    broker = f"{redis_url.rsplit('/', 1)[0]}/{random.randrange(1, 16)}"
-    queue = redis.Redis.from_url(broker)
-    queue.flushdb()
     migrate.upgrade(pg_schema_url)
-    env = {"OBS_DATABASE_URL": pg_schema_url, "OBS_BROKER_URL": broker, "OBS_AUTH": "required"}
+    env = {"OBS_DATABASE_URL": pg_schema_url, "OBS_BROKER_URL": broker_url, "OBS_AUTH": "required"}
     created = subprocess.run(
         [
             sys.executable,
@@ -59,7 +54,6 @@ def served(pg_schema_url: str, redis_url: str, tmp_path: Path) -> Iterator[Servi
     service.token = created.stdout.strip()
     yield service
     service.stop()
-    queue.flushdb()
 
 
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(

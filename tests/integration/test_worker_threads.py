@@ -3,7 +3,6 @@ OpenMP's passive wait policy unless told otherwise."""
 
 from __future__ import annotations
 
-import random
 import re
 import subprocess
 import sys
@@ -32,16 +31,15 @@ def test_share_of_the_cores() -> None:
     ],
 )
 def test_worker_process_applies_it(
-    env: dict[str, str], expected: tuple[int, str], redis_url: str, tmp_path: Path
+    env: dict[str, str], expected: tuple[int, str], broker_url: str, tmp_path: Path
 ) -> None:
     from server import migrate
 
     database = f"sqlite:///{tmp_path / 'obs.db'}"
     migrate.upgrade(database)
-    broker = f"{redis_url.rsplit('/', 1)[0]}/{random.randrange(1, 16)}"
     log_path = tmp_path / "worker.log"
     # The test process's own OMP_NUM_THREADS=1 must not decide: the worker sets the threads.
-    environment = child_env(tmp_path, OBS_DATABASE_URL=database, OBS_BROKER_URL=broker)
+    environment = child_env(tmp_path, OBS_DATABASE_URL=database, OBS_BROKER_URL=broker_url)
     for variable in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
         environment.pop(variable, None)
     environment.update(env)

@@ -3,10 +3,8 @@ reaper re-sending queued runs whose broker message was lost."""
 
 from __future__ import annotations
 
-import random
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -106,13 +104,9 @@ def test_a_graceful_hand_back_returns_its_attempt(db_url: str, run_id: int) -> N
 
 
 @pytest.fixture
-def broker_settings(db_url: str, redis_url: str) -> Iterator[Settings]:
+def broker_settings(db_url: str, broker_url: str) -> Settings:
     """Settings on the machine's Redis, in a database of its own (emptied)."""
-    broker = f"{redis_url.rsplit('/', 1)[0]}/{random.randrange(1, 16)}"
-    client = redis.Redis.from_url(broker)
-    client.flushdb()
-    yield Settings(database_url=db_url, broker_url=broker, lease_seconds=LEASE)
-    client.flushdb()
+    return Settings(database_url=db_url, broker_url=broker_url, lease_seconds=LEASE)
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
