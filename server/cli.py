@@ -116,6 +116,9 @@ def up(
 
     settings = get_settings()
     _refuse_exposure(settings, host)
+    # uvicorn re-raises a SIGTERM after its own shutdown; by default that would end this process
+    # before ``finally`` stops the worker and the broker (systemd, ``docker stop``, ``kill``).
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _first_start_demo_sets(settings.resolved_datasets_dir)
     children: list[subprocess.Popen] = []
@@ -131,6 +134,10 @@ def up(
     finally:
         for child in reversed(children):  # the worker first, then the broker it needs
             _stop(child)
+
+
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _first_start_demo_sets(root: Path) -> None:

@@ -53,7 +53,7 @@ class OutlierStepsPublic(BaseModel):
 
 class OutlierMember(BaseModel):
     index: int = Field(description="training-set index")
-    label: int
+    label: int | None = Field(description="its class; null for a token sequence")
     planted: bool | None = Field(description="ground truth of a planted task, else null")
     loss_before: float | None
     loss_after: float | None
@@ -103,7 +103,7 @@ class OutliersPublic(BaseModel):
 class ExampleLossPublic(BaseModel):
     run_id: int
     index: int
-    label: int
+    label: int | None = Field(description="its class; null for a token sequence")
     planted: bool | None
     steps: list[int]
     values: list[float | None]
@@ -203,7 +203,7 @@ def member(
 ) -> OutlierMember:
     return OutlierMember(
         index=int(monitor.indices[position]),
-        label=int(monitor.labels[position]),
+        label=monitor.label(position),
         planted=None if monitor.planted is None else bool(monitor.planted[position]),
         loss_before=None if before is None else json_safe(float(before[position])),
         loss_after=json_safe(float(after[position])),
@@ -233,7 +233,7 @@ def example_loss(
     return ExampleLossPublic(
         run_id=run.id,
         index=index,
-        label=int(monitor.labels[position]),
+        label=monitor.label(position),
         planted=None if monitor.planted is None else bool(monitor.planted[position]),
         steps=series.steps.tolist(),
         values=[json_safe(v) for v in series.values.tolist()],

@@ -35,6 +35,12 @@ class Monitor:
         """Monitor positions of training-set indices (which must be monitored)."""
         return np.searchsorted(self.indices, np.asarray(indices, dtype=np.int64))
 
+    def label(self, position: int) -> int | None:
+        """The class of the example at ``position``; ``None`` for a token sequence, whose targets
+        are one token per position."""
+        label = self.labels[position]
+        return int(label) if np.ndim(label) == 0 else None
+
     def position(self, index: int) -> int | None:
         """The monitor position of training example ``index``, or ``None`` if not monitored."""
         i = int(np.searchsorted(self.indices, index))

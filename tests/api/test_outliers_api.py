@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -117,3 +120,30 @@ def test_not_found_and_validation(client: TestClient) -> None:
     assert client.get(f"/api/runs/{run_id}/outliers/-5").status_code == 422
     assert client.get(f"/api/runs/{run_id}/outliers/0", params={"span": 501}).status_code == 422
     assert client.get(f"/api/runs/{run_id}/outliers", params={"since_step": -1}).status_code == 422
+
+
+def test_token_sequences_are_members_without_a_label(
+    client: TestClient, settings: Settings, demo_datasets: Path
+) -> None:
+    """A text run's monitored examples are sequences: no one class each (was a 500)."""
+    shutil.copytree(demo_datasets, settings.resolved_datasets_dir)
+    config = {
+        "task": {"kind": "dataset", "name": "stdlib-text", "subset": 32},
+        "model": {"kind": "gpt", "layers": 1, "heads": 2, "width": 16, "context": 64},
+        "optimizer": {"name": "adam", "lr": 0.01},
+        "batch_size": 32,
+        "steps": 10,
+        "device": "cpu",
+        # every rising and falling example forms a group: the members are listed
+        "probes": {"opposing": {"every": 5, "monitor_size": 32, "k": 4, "min_size": 1,
+                                "min_cosine": -0.99}},
+    }  # fmt: skip
+    run_id = client.post("/api/runs", json=config).json()["id"]
+    run = RunConfig.model_validate(config)
+    record_and_store(settings.resolved_database_url, run_id, run, build_hooks(run))
+    data = client.get(f"/api/runs/{run_id}/outliers/10").json()
+    members = [m for g in data["groups"] for m in g["members"]]
+    assert members and all(m["label"] is None for m in members)
+    assert all(g["majority_label"] is None and g["label_counts"] == {} for g in data["groups"])
+    example = client.get(f"/api/runs/{run_id}/examples/{members[0]['index']}/loss").json()
+    assert example["label"] is None and example["steps"] == [0, 5, 10]

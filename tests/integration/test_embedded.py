@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -130,18 +131,23 @@ def test_up_trains_streams_cancels_and_stops_cleanly(service: Service, tmp_path:
     assert rejected.returncode == 1 and "422" in rejected.stdout and "lr" in rejected.stdout
 
     # Ctrl-C stops the server, the worker and the broker.
+    assert_stops_its_children(service, signal.SIGINT)
+
+
+def assert_stops_its_children(service: Service, signum: int) -> None:
     kids = children_of(service.process.pid)
     assert len(kids) >= 2  # embedded Redis and the worker
-    service.stop()
-    assert service.process.returncode == 0 or service.process.returncode is not None
-    wait_for(
-        lambda: (
-            not any(
-                Path(f"/proc/{pid}").exists()
-                and "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
-                for pid in kids
-            )
-        ),
-        30,
-        "the children to exit",
-    )
+    service.process.send_signal(signum)
+    assert service.process.wait(60) is not None
+    wait_for(lambda: not any(alive(pid) for pid in kids), 30, "the children to exit")
+
+
+def test_sigterm_stops_the_worker_and_the_broker_too(tmp_path: Path, demo_datasets: Path) -> None:
+    """What systemd, ``docker stop`` and ``kill`` send: uvicorn re-raises it after its shutdown,
+    which would end ``up`` before it stopped its children."""
+    service = Service(tmp_path / "data", datasets=demo_datasets)
+    try:
+        wait_for(lambda: httpx.get(f"{service.url}/api/health").json()["workers"], 60, "a worker")
+        assert_stops_its_children(service, signal.SIGTERM)
+    finally:
+        service.stop()

@@ -10,11 +10,11 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from server.schemas import ProbesConfig, RunConfig
+from server.schemas import OpposingProbe, ProbesConfig, RunConfig
 from tests.recording import Recorder
 from worker.probe_hooks import build_hooks
 from worker.probe_hooks.explain import EXPLAIN
-from worker.probe_hooks.opposing import MONITOR, PROBE, input_features
+from worker.probe_hooks.opposing import MONITOR, PROBE, input_features, make_monitor
 from worker.probe_hooks.service import ServiceHook
 from worker.training.loop import StepContext, train
 from worker.training.tasks import build_task
@@ -234,3 +234,10 @@ def test_token_sequences_are_grouped_on_their_token_frequencies() -> None:
     np.testing.assert_array_equal(features[2], [0.0, 0.0, 0.0, 1.0])
     images = torch.rand(3, 1, 2, 2)  # anything else: the flattened inputs
     np.testing.assert_array_equal(input_features(images), images.flatten(1).numpy())
+    config = OpposingProbe(every=1, monitor_size=8)
+    grouped = {
+        name: make_monitor(config, x, torch.zeros(len(x)), np.arange(len(x)), "cpu", n_train=3)
+        for name, x in [("text", tokens), ("images", images)]
+    }
+    assert grouped["text"].meta["grouped_on"] == "token frequencies"
+    assert grouped["images"].meta["grouped_on"] == "inputs"

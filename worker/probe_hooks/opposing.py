@@ -105,8 +105,10 @@ def make_monitor(
     """The monitor set of examples ``x, y`` (CPU), numbered by ``indices`` in the training set;
     ``image_shape`` adds thumbnails, ``planted`` a synthetic task's ground truth."""
     arrays: dict[str, np.ndarray] = {"indices": np.asarray(indices), "labels": y.cpu().numpy()}
+    space = "tokens" if token_ids(x) and config.features == "input" else config.features
     meta: dict[str, Any] = {
         **config.model_dump(),
+        "grouped_on": GROUPED_ON[space],
         "size": len(y),
         "n_train": n_train,
         "image_shape": None if image_shape is None else list(image_shape),
@@ -128,11 +130,24 @@ def make_monitor(
     )
 
 
+GROUPED_ON = {
+    "input": "inputs",
+    "penultimate": "penultimate features",
+    "tokens": "token frequencies",
+}
+"""What the groups of a monitor set are clustered on, as the dashboard names it."""
+
+
+def token_ids(x: torch.Tensor) -> bool:
+    """Whether ``x`` is a batch of token-id sequences (integers, one row per example)."""
+    return not x.dtype.is_floating_point and x.ndim == 2
+
+
 def input_features(x: torch.Tensor) -> np.ndarray:
     """The ``input`` features groups are clustered on: the flattened inputs, except for token
     sequences, whose ids are names, not coordinates — there each sequence's token frequencies
     (a bag of tokens: sequences that share characters or words point the same way)."""
-    if x.dtype.is_floating_point or x.ndim != 2:
+    if not token_ids(x):
         return x.flatten(1).float().cpu().numpy()
     tokens = x.cpu().numpy()
     counts = np.stack([np.bincount(row, minlength=int(tokens.max()) + 1) for row in tokens])

@@ -121,7 +121,7 @@ function thumbnail(member, shape) {
   return canvas;
 }
 
-const memberTitle = (m) => `example ${m.index}, label ${m.label}${m.planted ? " (planted)" : ""}: loss ${fmt(m.loss_before)} → ${fmt(m.loss_after)}`;
+const memberTitle = (m) => `example ${m.index}${m.label === null ? "" : `, label ${m.label}`}${m.planted ? " (planted)" : ""}: loss ${fmt(m.loss_before)} → ${fmt(m.loss_after)}`;
 
 function histogram(group) {
   const counts = Object.entries(group.label_counts).sort((a, b) => b[1] - a[1]);
@@ -254,7 +254,7 @@ async function showStep(ctx) {
     `step ${data.prev_step ?? "–"} → ${data.step}`,
     `${data.pairs.length} pair${data.pairs.length === 1 ? "" : "s"} ≥ ${fmt(data.threshold, 2)}`,
     `${data.groups.length} groups`,
-    monitor ? `monitor ${monitor.size} examples (${monitor.features} features)` : "",
+    monitor ? `monitor ${monitor.size} examples (grouped on ${monitor.grouped_on ?? `${monitor.features} features`})` : "",
     planted !== undefined ? `${planted} planted monitored` : "",
   ].filter(Boolean).join(" · ");
   const rows = pairs.map((pair, i) => {
