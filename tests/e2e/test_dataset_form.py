@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ def test_the_dataset_field_is_a_select_of_the_catalog(
     browser: Browser,  # noqa: F811
     demo_datasets: Path,
 ) -> None:
-    shutil.copytree(demo_datasets, service.log_path.parent / "datasets")  # the server's own disk
+    # the service's own disk holds the demo data sets (the fixture copied them in)
     page = browser.page
     page.goto(service.url)
     form = page.locator("#submit-form")
