@@ -26,7 +26,7 @@ DATASET_PRESETS = [
         "spike came at steps 287–736 over four seeds.  The train loss every step feeds the "
         "loss-spike detector; the opposing-signals probe runs every 5 steps on all 128 "
         "sequences (per-sequence losses, grouped on their character frequencies) and an "
-        "explain card is stored at each spike (Rosenfeld & Risteski 2023).  About 3 minutes "
+        "explain card is stored at each spike (Rosenfeld & Risteski 2023).  3 to 5 minutes "
         "on a two-core CPU (docs/datasets.md).",
         SPIKE_GPT,
     ),
