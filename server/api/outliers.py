@@ -14,8 +14,12 @@ from typing import Annotated, Literal
 import numpy as np
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
-from server.api.deps import STEP_MAX, MaxPoints, RunDep, SessionDep, StepDep
+from server.api.datasets import available
+from server.api.deps import STEP_MAX, MaxPoints, RunDep, SessionDep, SettingsDep, StepDep
+from server.config import Settings
+from server.datasets import Manifest
 from server.store.metrics import json_safe
 from server.store.outliers import (
     PROBE,
@@ -54,6 +58,9 @@ class OutlierStepsPublic(BaseModel):
 class OutlierMember(BaseModel):
     index: int = Field(description="training-set index")
     label: int | None = Field(description="its class; null for a token sequence")
+    text: str | None = Field(
+        default=None, description="a text window's targets (the characters it predicts), decoded"
+    )
     planted: bool | None = Field(description="ground truth of a planted task, else null")
     loss_before: float | None
     loss_after: float | None
@@ -148,6 +155,7 @@ def outlier_steps(
 def outliers_at(
     run: RunDep,
     session: SessionDep,
+    settings: SettingsDep,
     step: StepDep,
     span: Annotated[
         int, Query(ge=0, le=500, description="probe steps each side in the mean loss curves")
@@ -165,11 +173,12 @@ def outliers_at(
         prev = read_arrays(session, run_id=run.id, probe=PROBE, step=meta["prev_step"])
         before = None if prev is None else unpack_arrays(prev.data)["losses"]
     positions = [monitor.positions(g["members"]) for g in meta.get("groups", [])]
+    text = text_set(run.config, session, settings)
     groups = [
         OutlierGroup(
             id=i,
             size=len(pos),
-            members=[member(monitor, int(p), before, after) for p in pos],
+            members=[member(monitor, int(p), before, after, text) for p in pos],
             **{k: g.get(k) for k in GROUP_FIELDS},
         )
         for i, (g, pos) in enumerate(zip(meta.get("groups", []), positions, strict=True))
@@ -198,12 +207,28 @@ def outliers_at(
     )
 
 
+def text_set(config: dict, session: Session, settings: Settings) -> Manifest | None:
+    """The stored text data set a run trains on, if any (by name among those this server or a
+    worker lists: the run's name never reaches a path)."""
+    task = config.get("task") or {}
+    if task.get("kind") != "dataset":
+        return None
+    found = available(session, settings).get(task.get("name"))
+    return found[0] if found is not None and found[0].kind == "text" else None
+
+
 def member(
-    monitor: Monitor, position: int, before: np.ndarray | None, after: np.ndarray
+    monitor: Monitor,
+    position: int,
+    before: np.ndarray | None,
+    after: np.ndarray,
+    text: Manifest | None = None,
 ) -> OutlierMember:
+    label = monitor.label(position)
     return OutlierMember(
         index=int(monitor.indices[position]),
-        label=monitor.label(position),
+        label=label,
+        text=text.decode(monitor.labels[position]) if text and label is None else None,
         planted=None if monitor.planted is None else bool(monitor.planted[position]),
         loss_before=None if before is None else json_safe(float(before[position])),
         loss_after=json_safe(float(after[position])),

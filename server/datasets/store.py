@@ -93,6 +93,14 @@ class Manifest:
             return 2 * n * features, 2 * n * features * INT64
         return n * (features + 1), n * (features * FLOAT32 + INT64)
 
+    def decode(self, ids: np.ndarray) -> str:
+        """Token ids of this text set as text: bytes as UTF-8 (undecodable ones as U+FFFD),
+        characters through the alphabet."""
+        if self.tokens == "byte":
+            return bytes(int(i) for i in ids).decode("utf-8", errors="replace")
+        alphabet = self.alphabet or ""
+        return "".join(alphabet[i] if 0 <= i < len(alphabet) else "\ufffd" for i in map(int, ids))
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["shape"] = list(self.shape)

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from server.config import Settings
+from server.datasets import open_arrays, read_manifest
 from server.schemas import RunConfig
 from tests.recording import Recorder, record_and_store
 from worker.probe_hooks import build_hooks
@@ -144,6 +145,12 @@ def test_token_sequences_are_members_without_a_label(
     data = client.get(f"/api/runs/{run_id}/outliers/10").json()
     members = [m for g in data["groups"] for m in g["members"]]
     assert members and all(m["label"] is None for m in members)
+    # each member's text is its window's targets, decoded: the characters it is trained to predict
+    text = read_manifest(settings.resolved_datasets_dir, "stdlib-text")
+    targets = open_arrays(settings.resolved_datasets_dir, text)["tokens_train"]
+    first = members[0]
+    assert len(first["text"]) == 64 and set(first["text"]) <= set(text.alphabet)
+    assert first["text"] in text.decode(np.asarray(targets))
     assert all(g["majority_label"] is None and g["label_counts"] == {} for g in data["groups"])
     example = client.get(f"/api/runs/{run_id}/examples/{members[0]['index']}/loss").json()
     assert example["label"] is None and example["steps"] == [0, 5, 10]

@@ -206,3 +206,15 @@ def test_an_image_folder_with_a_broken_or_odd_sized_image_is_refused(tmp_path: P
     with pytest.raises(DatasetError, match="odd.png: not a readable PNG/JPEG"):
         import_dataset(tmp_path / "images", tmp_path / "root", "odd")
     assert list(scan(tmp_path / "root")) == []
+
+
+def test_text_windows_decode_back_to_their_characters(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("héllo wörld " * 20, encoding="utf-8")
+    chars = import_dataset(tmp_path / "notes.txt", tmp_path / "root", "chars", context=8)
+    ids = {c: i for i, c in enumerate(chars.alphabet)}
+    assert chars.decode(np.array([ids[c] for c in "wörld"])) == "wörld"
+    raw = import_dataset(
+        tmp_path / "notes.txt", tmp_path / "root", "bytes", context=8, tokens="byte"
+    )
+    assert raw.decode(np.frombuffer("héllo".encode(), np.uint8)) == "héllo"
+    assert raw.decode(np.array([0xC3])) == "\ufffd"  # half a character

@@ -10,6 +10,7 @@ import { FINISHED, h } from "../dom.js";
 import { registerPanel } from "../panels.js";
 
 const MAX_THUMBS = 48; // per group
+const MAX_TEXTS = 8; // text windows listed per group
 const MAX_PAIRS = 3; // drawn side by side; a note points to the API for the rest
 const SPAN = 20; // probe steps each side in the mean loss curves
 
@@ -135,11 +136,22 @@ function histogram(group) {
   );
 }
 
+// A text run's members: each window's target characters, whitespace made visible.
+function windowTexts(members) {
+  const shown = (text) => text.replace(/\n/g, "⏎").replace(/\t/g, "⇥");
+  return h(
+    "ol",
+    { class: "og-texts" },
+    members.slice(0, MAX_TEXTS).map((m) => h("li", { title: memberTitle(m) }, h("span", { class: "mono" }, `#${m.index}`), " ", h("code", {}, shown(m.text)))),
+  );
+}
+
 function groupCard(ctx, data, group, color) {
   const planted = group.members.filter((m) => m.planted).length;
+  const texts = group.members.filter((m) => m.text !== null && m.text !== undefined);
   const facts = [
-    `${group.size} examples`,
-    `majority label ${group.majority_label ?? "–"}`,
+    `${group.size} ${texts.length ? "windows" : "examples"}`,
+    ...(texts.length ? [] : [`majority label ${group.majority_label ?? "–"}`]),
     `Δloss ${group.mean_change > 0 ? "+" : ""}${fmt(group.mean_change)}`,
     `share ${(100 * (group.share ?? 0)).toFixed(1)}%`,
   ];
@@ -147,7 +159,9 @@ function groupCard(ctx, data, group, color) {
   if (group.alignment) facts.push(`|cos| with top eigvec ${fmt(Math.abs(group.alignment.cosine), 2)}`);
   const body = data.image_shape
     ? h("div", { class: "og-thumbs" }, group.members.slice(0, MAX_THUMBS).map((m) => thumbnail(m, data.image_shape)))
-    : histogram(group);
+    : texts.length
+      ? windowTexts(texts)
+      : histogram(group);
   const examples = h(
     "div",
     { class: "og-examples" },
