@@ -18,10 +18,10 @@ CIFAR10_SUBSET = {"kind": "dataset", "name": "cifar10", "subset": 5000, "normali
 """The 5,000-image CIFAR-10 subset of Cohen et al. (2021), drawn once from the run's seed."""
 
 
-def on_paper_data(config: dict, datasets: dict[str, Manifest]) -> dict:
-    """``config`` on ``CIFAR10_SUBSET`` if it trains on ``DEMO_IMAGES`` and ``datasets`` (what
-    the workers have, by name) holds a 3×32×32 image set named ``cifar10``; else ``config``."""
-    cifar = datasets.get(CIFAR10_SUBSET["name"])
+def on_paper_data(config: dict, cifar: Manifest | None) -> dict:
+    """``config`` on ``CIFAR10_SUBSET`` if it trains on ``DEMO_IMAGES`` and ``cifar`` (the
+    manifest of the set named ``cifar10`` the workers have, if any) is 3×32×32 images; else
+    ``config``."""
     paper_shaped = cifar is not None and cifar.kind == "image" and cifar.shape == (3, 32, 32)
     if config["task"].get("name") == DEMO_IMAGES["name"] and paper_shaped:
         return config | {"task": config["task"] | CIFAR10_SUBSET}

@@ -36,35 +36,38 @@ def _public(manifest: Manifest, locations: list[str]) -> DatasetPublic:
     )
 
 
-def available(session: Session, settings: Settings) -> dict[str, tuple[Manifest, list[str]]]:
-    """Every data set this server or a worker can read: name → (the newest manifest, where)."""
+@router.get("", response_model=DatasetsPublic)
+def list_datasets(session: SessionDep, settings: SettingsDep) -> DatasetsPublic:
+    """Every data set a worker (or this server) can read, by name; the newest manifest wins."""
     found: dict[str, tuple[Manifest, list[str]]] = {
         m.name: (m, [SERVER]) for m in scan(settings.resolved_datasets_dir)
     }
     for worker, manifest in catalog.entries(session):
         found.setdefault(manifest.name, (manifest, []))[1].append(worker)
-    return found
-
-
-@router.get("", response_model=DatasetsPublic)
-def list_datasets(session: SessionDep, settings: SettingsDep) -> DatasetsPublic:
-    """Every data set a worker (or this server) can read, by name; the newest manifest wins."""
-    found = available(session, settings)
     data = [_public(m, locations) for _name, (m, locations) in sorted(found.items())]
     return DatasetsPublic(data=data, count=len(data))
+
+
+def find_manifest(name: str, session: Session, settings: Settings) -> Manifest | None:
+    """Data set ``name``'s manifest: this server's disk first, else the newest a worker
+    published; ``None`` if neither has it.  ``DatasetError`` for a name that is not one or a
+    manifest on this disk that cannot be read."""
+    root = settings.resolved_datasets_dir
+    if dataset_dir(root, name).exists():
+        return read_manifest(root, name)
+    published = catalog.entries(session, name)
+    return published[0][1] if published else None
 
 
 def _lookup(task: DatasetTask, session: Session, settings: Settings) -> Manifest:
     loc = (*TASK_LOC, "name")
     try:
-        if dataset_dir(settings.resolved_datasets_dir, task.name).exists():
-            return read_manifest(settings.resolved_datasets_dir, task.name)
+        manifest = find_manifest(task.name, session, settings)
     except DatasetError as error:
         raise invalid(loc, str(error)) from None
-    published = catalog.entries(session, task.name)
-    if not published:
+    if manifest is None:
         raise invalid(loc, f"no worker has a data set named {task.name!r} (GET /api/datasets)")
-    return published[0][1]
+    return manifest
 
 
 def resolve_task(config: RunConfig, session: Session, settings: Settings) -> None:

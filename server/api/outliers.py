@@ -16,10 +16,10 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from server.api.datasets import available
+from server.api.datasets import find_manifest
 from server.api.deps import STEP_MAX, MaxPoints, RunDep, SessionDep, SettingsDep, StepDep
 from server.config import Settings
-from server.datasets import Manifest
+from server.datasets import DatasetError, Manifest
 from server.store.metrics import json_safe
 from server.store.outliers import (
     PROBE,
@@ -208,13 +208,16 @@ def outliers_at(
 
 
 def text_set(config: dict, session: Session, settings: Settings) -> Manifest | None:
-    """The stored text data set a run trains on, if any (by name among those this server or a
-    worker lists: the run's name never reaches a path)."""
+    """The stored text data set a run trains on, if any and still listed (its name was checked
+    at submit and is checked again where it meets the disk)."""
     task = config.get("task") or {}
     if task.get("kind") != "dataset":
         return None
-    found = available(session, settings).get(task.get("name"))
-    return found[0] if found is not None and found[0].kind == "text" else None
+    try:
+        manifest = find_manifest(task["name"], session, settings)
+    except DatasetError:
+        return None
+    return manifest if manifest is not None and manifest.kind == "text" else None
 
 
 def member(

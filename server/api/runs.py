@@ -11,11 +11,12 @@ from fastapi.encoders import jsonable_encoder
 from sqlalchemy.orm import Session
 
 from server.api.auth import limit_submissions
-from server.api.datasets import available, resolve_task
+from server.api.datasets import find_manifest, resolve_task
 from server.api.deps import RunDep, SessionDep, SettingsDep
 from server.api.errors import responses
 from server.broker import enqueue_run, notify, wake_worker
 from server.config import Settings
+from server.datasets import DatasetError
 from server.limits import check_limits
 from server.models import Run, RunStatus
 from server.presets import PRESETS
@@ -31,7 +32,7 @@ from server.schemas import (
 )
 from server.store import runs as run_store
 from server.validation import SERIES_NAME
-from server.zoo_presets import on_paper_data
+from server.zoo_presets import CIFAR10_SUBSET, on_paper_data
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 log = logging.getLogger(__name__)
@@ -209,6 +210,9 @@ def run_config_schema() -> dict:
 def presets(session: SessionDep, settings: SettingsDep) -> list[dict]:
     """The form's ready-made runs; the image presets on a worker's stored CIFAR-10 if one has
     it (``server.zoo_presets.on_paper_data``)."""
-    datasets = {name: manifest for name, (manifest, _) in available(session, settings).items()}
-    offered = [p | {"config": on_paper_data(p["config"], datasets)} for p in PRESETS]
+    try:
+        cifar = find_manifest(CIFAR10_SUBSET["name"], session, settings)
+    except DatasetError:  # an unreadable one on this disk: not offered
+        cifar = None
+    offered = [p | {"config": on_paper_data(p["config"], cifar)} for p in PRESETS]
     return jsonable_encoder(offered)

@@ -18,7 +18,6 @@ from tests.e2e.test_dashboard import Browser, artifact, browser  # noqa: F401 (f
 pytestmark = pytest.mark.e2e
 
 
-@pytest.mark.timeout(120)
 def counted(config: dict, datasets: Path) -> int:
     """The parameter count of ``config`` on its stored data set, as the server computes it."""
     run = RunConfig.model_validate(config)
@@ -26,6 +25,7 @@ def counted(config: dict, datasets: Path) -> int:
     return count_parameters(run)
 
 
+@pytest.mark.timeout(120)
 def test_the_form_configures_a_zoo_model(
     service,  # noqa: ANN001
     browser: Browser,  # noqa: F811
