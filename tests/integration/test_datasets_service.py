@@ -27,11 +27,11 @@ CONFIG = {
 def test_the_first_start_writes_demo_data_a_real_worker_trains_on(tmp_path: Path) -> None:
     data = tmp_path / "data"
     service = Service(data)
-    assert "First start: writing the demo data sets" in service.log
-    assert sorted(p.name for p in (data / "datasets").iterdir()) == [
-        "digits", "digits-images", "stdlib-text",
-    ]  # fmt: skip
     try:
+        assert "First start: writing the demo data sets" in service.log
+        assert sorted(p.name for p in (data / "datasets").iterdir()) == [
+            "digits", "digits-images", "stdlib-text",
+        ]  # fmt: skip
 
         def published() -> dict | None:
             listing = httpx.get(f"{service.url}/api/datasets").json()["data"]
